@@ -46,7 +46,7 @@ export async function startGateway({ postgrestUrl, jwks }: { postgrestUrl: strin
     const subject = tokenSubject(req.headers.authorization);
     stats.bySubject[subject] = (stats.bySubject[subject] ?? 0) + 1;
 
-    const headers = { ...req.headers, host: upstream.host };
+    const headers: http.OutgoingHttpHeaders = { ...req.headers, host: upstream.host };
     delete headers.apikey;
     const proxied = http.request(
       {

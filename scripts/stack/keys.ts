@@ -1,16 +1,10 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { SignJWT, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { exportJWK, generateKeyPair, type JWK } from "jose";
+import { signToken, type StackKeys } from "./tokens.ts";
 
-/**
- * The signing material of a local stack, shaped like a current Supabase project's:
- * user tokens are ES256 (verified through the JWKS), the anon and service-role keys
- * are signed with the legacy HS256 secret.
- */
-export interface StackKeys {
-  jwtSecret: string;
-  signingKey: JWK & { kid: string };
-  publicKey: JWK & { kid: string };
-}
+export { signToken, userToken } from "./tokens.ts";
+
+export type { StackKeys } from "./tokens.ts";
 
 export async function generateKeys(): Promise<StackKeys> {
   const kid = randomUUID();
@@ -38,21 +32,6 @@ export function postgrestJwks(keys: StackKeys): string {
   return JSON.stringify({ keys: [keys.publicKey, legacy] });
 }
 
-type Claims = Record<string, unknown>;
-
-export async function signToken(
-  keys: StackKeys,
-  claims: Claims,
-  { alg = "ES256", expiresIn = "1h" }: { alg?: "ES256" | "HS256"; expiresIn?: string | number } = {},
-): Promise<string> {
-  const jwt = new SignJWT(claims).setIssuedAt().setExpirationTime(expiresIn);
-  if (alg === "HS256") {
-    return jwt.setProtectedHeader({ alg, typ: "JWT" }).sign(new TextEncoder().encode(keys.jwtSecret));
-  }
-  const key = await importJWK(keys.signingKey, "ES256");
-  return jwt.setProtectedHeader({ alg, typ: "JWT", kid: keys.signingKey.kid }).sign(key);
-}
-
 /** The project's API keys: long-lived HS256 JWTs, as the legacy Supabase keys are. */
 export async function apiKeys(keys: StackKeys): Promise<{ anonKey: string; serviceRoleKey: string }> {
   const tenYears = "3650d";
@@ -64,24 +43,4 @@ export async function apiKeys(keys: StackKeys): Promise<{ anonKey: string; servi
       { alg: "HS256", expiresIn: tenYears },
     ),
   };
-}
-
-/** A signed-in user's access token, as Supabase Auth issues it. */
-export async function userToken(
-  keys: StackKeys,
-  userId: string,
-  { email, expiresIn = "1h", alg = "ES256" }: { email?: string; expiresIn?: string | number; alg?: "ES256" | "HS256" } = {},
-): Promise<string> {
-  return signToken(
-    keys,
-    {
-      sub: userId,
-      role: "authenticated",
-      aud: "authenticated",
-      iss: "supabase",
-      ...(email ? { email } : {}),
-      session_id: randomUUID(),
-    },
-    { alg, expiresIn },
-  );
 }

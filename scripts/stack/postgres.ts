@@ -34,13 +34,17 @@ export function roleUrl(url: string, role: string, password: string): string {
  * embedded Postgres 15 from npm, so a machine with nothing installed still runs the stack.
  * `dataDir` makes the embedded cluster persistent (dev); without it the cluster is thrown away.
  */
-export async function resolvePostgres({ dataDir }: { dataDir?: string } = {}): Promise<PostgresServer> {
+export async function resolvePostgres({
+  dataDir,
+  embedded = process.env.STACK_EMBEDDED_POSTGRES === "1",
+}: { dataDir?: string; embedded?: boolean } = {}): Promise<PostgresServer> {
+  if (embedded) return startEmbeddedPostgres(dataDir);
   if (process.env.DATABASE_URL) {
     const adminUrl = process.env.DATABASE_URL;
     await ping(adminUrl, "DATABASE_URL");
     return { adminUrl, source: "DATABASE_URL", stop: async () => {} };
   }
-  if (process.env.STACK_EMBEDDED_POSTGRES !== "1" && (await isListening("127.0.0.1", 5432))) {
+  if (await isListening("127.0.0.1", 5432)) {
     const adminUrl = "postgres://postgres@127.0.0.1:5432/postgres";
     try {
       await ping(adminUrl, "the Postgres on 127.0.0.1:5432");
@@ -82,7 +86,8 @@ async function startEmbeddedPostgres(dataDir?: string): Promise<PostgresServer> 
     port,
     user: "postgres",
     password: "postgres",
-    authMethod: "trust",
+    // initdb --auth=trust: the cluster only listens on 127.0.0.1 and lives as long as the run.
+    authMethod: "trust" as "password",
     persistent,
     createPostgresUser: os.userInfo().uid === 0,
     postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],

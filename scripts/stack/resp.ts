@@ -15,7 +15,7 @@ type Pending = { resolve: (value: RespValue) => void; reject: (error: Error) => 
  * with another caller's commands.
  */
 export class RespConnection {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer<ArrayBufferLike> = Buffer.alloc(0);
   private readonly pending: Pending[] = [];
   private closedError: Error | null = null;
 

@@ -4,32 +4,15 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { startGateway } from "./gateway.ts";
 import { apiKeys, generateKeys, postgrestJwks, publicJwks, type StackKeys } from "./keys.ts";
+import type { StackInfo } from "./stack-info.ts";
+
+export type { StackInfo } from "./stack-info.ts";
 import { stackLog } from "./log.ts";
 import { migrate, projectRoot } from "./migrate.ts";
 import { startPostgrest } from "./postgrest.ts";
 import { createDatabase, databaseUrl, dropDatabase, embeddedDataDir, resolvePostgres, roleUrl } from "./postgres.ts";
 import { resolveRedis } from "./redis.ts";
 import { startUpstashProxy } from "./upstash.ts";
-
-/** Everything a client of the local stack needs; serializable, so tests get it through `provide`. */
-export interface StackInfo {
-  /** Superuser URL of this stack's database (migrations, test fixtures). */
-  databaseUrl: string;
-  databaseName: string;
-  postgrestUrl: string;
-  /** The gateway: use it exactly like a Supabase project URL. */
-  supabaseUrl: string;
-  anonKey: string;
-  serviceRoleKey: string;
-  jwtSecret: string;
-  jwksUrl: string;
-  keys: StackKeys;
-  redisUrl: string;
-  redisRestUrl: string;
-  redisRestToken: string;
-  sources: { postgres: string; redis: string };
-  startupMs: number;
-}
 
 export interface RunningStack {
   info: StackInfo;
@@ -43,14 +26,26 @@ export const stackDir = path.join(projectRoot, ".stack");
  * Redis and the Upstash proxy. `test` gets a fresh, uniquely named database and fresh keys and
  * drops the database on stop; `dev` keeps one database, its keys and its demo data across runs.
  */
-export async function startStack({ mode, reset = false }: { mode: "test" | "dev"; reset?: boolean }): Promise<RunningStack> {
+export async function startStack({
+  mode,
+  reset = false,
+  embeddedPostgres,
+}: {
+  mode: "test" | "dev";
+  reset?: boolean;
+  /** Force the embedded Postgres even when another one answers (tests of that path). */
+  embeddedPostgres?: boolean;
+}): Promise<RunningStack> {
   const started = Date.now();
   const stops: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const s of stops.reverse()) await s().catch((error) => stackLog(`stop: ${(error as Error).message}`));
   };
   try {
-    const pg = await resolvePostgres(mode === "dev" ? { dataDir: embeddedDataDir("pg-dev") } : {});
+    const pg = await resolvePostgres({
+      ...(mode === "dev" ? { dataDir: embeddedDataDir("pg-dev") } : {}),
+      ...(embeddedPostgres !== undefined ? { embedded: embeddedPostgres } : {}),
+    });
     stops.push(pg.stop);
     stackLog(`Postgres: ${pg.source}`);
 

@@ -1,0 +1,14 @@
+import type { Env } from "./env.ts";
+
+export type LogFn = (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+
+/** Per-request values handlers read with `c.get(...)`. */
+export interface AppVariables {
+  requestId: string;
+  /** Logs with the request id attached. */
+  log: LogFn;
+  /** Extra fields for the request's access-log line (e.g. cache hit or miss). */
+  logFields: Record<string, unknown>;
+}
+
+export type AppEnv = { Bindings: Env; Variables: AppVariables };

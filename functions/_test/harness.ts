@@ -1,0 +1,57 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { inject } from "vitest";
+import { makeFixtures, type Exec } from "../../scripts/test/fixtures.ts";
+import "../../scripts/test/provided-context.ts";
+import type { Env } from "../_shared/env.ts";
+import worker from "../index.ts";
+
+/** Handler-test harness: runs inside workerd against the real local stack. */
+export const stack = inject("stack");
+const sqlServer = inject("sqlServer");
+
+/** The Worker's bindings for tests (the stack's URLs and keys, see scripts/test/vitest.config.ts). */
+export const testEnv = env as unknown as Env;
+
+/** Superuser SQL through the test SQL server (workerd has no Postgres driver). */
+export const exec: Exec = async <T>(query: string, params: unknown[] = []) => {
+  const res = await fetch(sqlServer.url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${sqlServer.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, params }),
+  });
+  const body = (await res.json()) as { rows?: T[]; error?: string };
+  if (!res.ok) throw new Error(`SQL failed: ${body.error}\n${query}`);
+  return body.rows!;
+};
+
+export const fixtures = makeFixtures(exec, stack.keys);
+
+/** A port nothing listens on: a dependency that is down. */
+export const deadUrl = "http://127.0.0.1:9";
+
+/** Calls the Worker's fetch handler as the runtime would, with optional binding overrides. */
+export async function call(
+  path: string,
+  init: RequestInit & { token?: string | null; json?: unknown } = {},
+  envOverrides: Partial<Env> = {},
+): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.token) headers.set("authorization", `Bearer ${init.token}`);
+  let body = init.body;
+  if (init.json !== undefined) {
+    headers.set("content-type", "application/json");
+    body = JSON.stringify(init.json);
+  }
+  const request = new Request(`http://status-levels.test${path}`, { ...init, headers, body: body ?? null });
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(request as never, { ...testEnv, ...envOverrides }, ctx);
+  await waitOnExecutionContext(ctx);
+  return response;
+}
+
+/** Number of PostgREST requests the gateway saw for a token subject (a user id, or a role). */
+export async function restRequestsFor(subject: string): Promise<number> {
+  const res = await fetch(`${stack.supabaseUrl}/__gateway/stats?subject=${encodeURIComponent(subject)}`);
+  return ((await res.json()) as { total: number }).total;
+}

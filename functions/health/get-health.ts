@@ -1,0 +1,44 @@
+import { Hono } from "hono";
+import type { AppEnv } from "../_shared/app-env.ts";
+import { ApiError } from "../_shared/errors.ts";
+import { redisClient } from "../_shared/redis.ts";
+import { supabaseAsCaller } from "../_shared/supabase.ts";
+
+type Check = { status: "up" | "down"; latency_ms: number; error?: string };
+
+async function timed(run: () => Promise<void>): Promise<Check> {
+  const started = Date.now();
+  try {
+    await run();
+    return { status: "up", latency_ms: Date.now() - started };
+  } catch (error) {
+    return { status: "down", latency_ms: Date.now() - started, error: (error as Error).message };
+  }
+}
+
+/** GET /status-levels/health: is the database (through PostgREST) and the cache reachable? */
+export const getHealth = new Hono<AppEnv>().get("/health", async (c) => {
+  const [database, cache] = await Promise.all([
+    timed(async () => {
+      const { error, status } = await supabaseAsCaller(c.env, null).rpc("status_levels_ping");
+      if (error) throw new Error(`HTTP ${status}: ${error.message}`);
+    }),
+    timed(async () => {
+      const pong = await redisClient(c.env).ping();
+      if (pong !== "PONG") throw new Error(`unexpected reply ${String(pong)}`);
+    }),
+  ]);
+  const down = Object.entries({ database, cache }).filter(([, check]) => check.status === "down");
+  // The reasons go to the log, not the body: they can name internal hosts.
+  for (const [name, check] of down) c.get("log")("warn", "health check failed", { dependency: name, error: check.error });
+  const checks = {
+    database: { status: database.status, latency_ms: database.latency_ms },
+    cache: { status: cache.status, latency_ms: cache.latency_ms },
+  };
+  c.header("cache-control", "no-store");
+  if (down.length > 0) {
+    const names = down.map(([name]) => name).join(" and ");
+    throw new ApiError(503, "dependency_unavailable", `${names} unreachable; see the service logs`, { checks }, { "retry-after": "5" });
+  }
+  return c.json({ status: "ok", checks });
+});

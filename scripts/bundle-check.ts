@@ -1,0 +1,48 @@
+/**
+ * Bundles the Worker exactly as `wrangler deploy` would (`--dry-run`, minified) and reports its
+ * size. Fails when the gzip size passes the budget (250 KiB), so growth is seen in CI.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+import { gzipSync } from "node:zlib";
+import { projectRoot } from "./stack/migrate.ts";
+
+const budgetKiB = 250;
+
+export async function measureBundle(): Promise<{ minifiedKiB: number; gzipKiB: number }> {
+  const outdir = await mkdtemp(path.join(os.tmpdir(), "status-levels-bundle-"));
+  try {
+    await promisify(execFile)(
+      path.join(projectRoot, "node_modules", ".bin", "wrangler"),
+      ["deploy", "--dry-run", "--minify", "--outdir", outdir],
+      {
+        cwd: projectRoot,
+        env: {
+          ...process.env,
+          WRANGLER_SEND_METRICS: "false",
+          CLOUDFLARE_CF_FETCH_ENABLED: "false",
+          WRANGLER_HIDE_BANNER: "true",
+          XDG_CONFIG_HOME: path.join(outdir, "config"),
+        },
+        timeout: 120_000,
+      },
+    );
+    const js = (await readdir(outdir)).filter((f) => f.endsWith(".js"));
+    const code = Buffer.concat(await Promise.all(js.map((f) => readFile(path.join(outdir, f)))));
+    return { minifiedKiB: code.length / 1024, gzipKiB: gzipSync(code, { level: 9 }).length / 1024 };
+  } finally {
+    await rm(outdir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { minifiedKiB, gzipKiB } = await measureBundle();
+  console.log(`Worker bundle: ${minifiedKiB.toFixed(1)} KiB minified, ${gzipKiB.toFixed(1)} KiB gzip (budget ${budgetKiB} KiB gzip)`);
+  if (gzipKiB > budgetKiB) {
+    console.error(`the Worker bundle is over budget by ${(gzipKiB - budgetKiB).toFixed(1)} KiB gzip`);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,20 @@
+import type { TestProject } from "vitest/node";
+import { startStack } from "../stack/stack.ts";
+import "./provided-context.ts";
+import { startSqlServer } from "./sql-server.ts";
+
+/**
+ * Starts the whole local stack once for the run (a fresh database with every migration) and hands
+ * its URLs and keys to both test projects. Tests isolate themselves by data - their own users and
+ * organizations - so they run in parallel and nothing is truncated.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stack = await startStack({ mode: "test" });
+  const sqlServer = await startSqlServer(stack.info.databaseUrl);
+  project.provide("stack", stack.info);
+  project.provide("sqlServer", { url: sqlServer.url, token: sqlServer.token });
+  return async () => {
+    await sqlServer.stop();
+    await stack.stop();
+  };
+}
