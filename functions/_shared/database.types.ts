@@ -45,6 +45,169 @@ export type Database = {
           },
         ]
       }
+      email_outbox: {
+        Row: {
+          attempts: number
+          body_text: string
+          created_at: string
+          dedupe_key: string
+          id: string
+          kind: string
+          last_error: string | null
+          locked_until: string | null
+          next_attempt_at: string
+          organization_id: string
+          provider_message_id: string | null
+          recipient: string
+          sent_at: string | null
+          state: string
+          subject: string
+          updated_at: string
+          user_id: string | null
+        }
+        Insert: {
+          attempts?: number
+          body_text: string
+          created_at?: string
+          dedupe_key: string
+          id?: string
+          kind: string
+          last_error?: string | null
+          locked_until?: string | null
+          next_attempt_at?: string
+          organization_id: string
+          provider_message_id?: string | null
+          recipient: string
+          sent_at?: string | null
+          state?: string
+          subject: string
+          updated_at?: string
+          user_id?: string | null
+        }
+        Update: {
+          attempts?: number
+          body_text?: string
+          created_at?: string
+          dedupe_key?: string
+          id?: string
+          kind?: string
+          last_error?: string | null
+          locked_until?: string | null
+          next_attempt_at?: string
+          organization_id?: string
+          provider_message_id?: string | null
+          recipient?: string
+          sent_at?: string | null
+          state?: string
+          subject?: string
+          updated_at?: string
+          user_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "email_outbox_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      expiry_notices: {
+        Row: {
+          created_at: string
+          id: number
+          level: string
+          organization_id: string
+          state: string
+          status_level_id: string
+          threshold_days: number
+          valid_until: string
+        }
+        Insert: {
+          created_at?: string
+          id?: never
+          level: string
+          organization_id: string
+          state: string
+          status_level_id: string
+          threshold_days: number
+          valid_until: string
+        }
+        Update: {
+          created_at?: string
+          id?: never
+          level?: string
+          organization_id?: string
+          state?: string
+          status_level_id?: string
+          threshold_days?: number
+          valid_until?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "expiry_notices_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "expiry_notices_status_level_id_fkey"
+            columns: ["status_level_id"]
+            isOneToOne: false
+            referencedRelation: "organization_status_levels"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      notifications: {
+        Row: {
+          body: string
+          created_at: string
+          data: NonNullable<Json>
+          dedupe_key: string
+          id: string
+          kind: string
+          organization_id: string
+          read_at: string | null
+          title: string
+          user_id: string
+        }
+        Insert: {
+          body: string
+          created_at?: string
+          data?: NonNullable<Json>
+          dedupe_key: string
+          id?: string
+          kind: string
+          organization_id: string
+          read_at?: string | null
+          title: string
+          user_id: string
+        }
+        Update: {
+          body?: string
+          created_at?: string
+          data?: NonNullable<Json>
+          dedupe_key?: string
+          id?: string
+          kind?: string
+          organization_id?: string
+          read_at?: string | null
+          title?: string
+          user_id?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "notifications_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       organization_members: {
         Row: {
           created_at: string
@@ -70,6 +233,81 @@ export type Database = {
             columns: ["organization_id"]
             isOneToOne: false
             referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      organization_status_levels: {
+        Row: {
+          end_reason: string | null
+          ended_at: string | null
+          granted_at: string
+          granted_by: string | null
+          id: string
+          is_active: boolean
+          last_verified_at: string | null
+          level: string
+          notes: string | null
+          organization_id: string
+          revoke_reason: string | null
+          revoked_at: string | null
+          revoked_by: string | null
+          subscription_id: string | null
+          updated_at: string
+          valid_from: string
+          valid_until: string | null
+        }
+        Insert: {
+          end_reason?: string | null
+          ended_at?: string | null
+          granted_at?: string
+          granted_by?: string | null
+          id?: string
+          is_active?: boolean
+          last_verified_at?: string | null
+          level: string
+          notes?: string | null
+          organization_id: string
+          revoke_reason?: string | null
+          revoked_at?: string | null
+          revoked_by?: string | null
+          subscription_id?: string | null
+          updated_at?: string
+          valid_from?: string
+          valid_until?: string | null
+        }
+        Update: {
+          end_reason?: string | null
+          ended_at?: string | null
+          granted_at?: string
+          granted_by?: string | null
+          id?: string
+          is_active?: boolean
+          last_verified_at?: string | null
+          level?: string
+          notes?: string | null
+          organization_id?: string
+          revoke_reason?: string | null
+          revoked_at?: string | null
+          revoked_by?: string | null
+          subscription_id?: string | null
+          updated_at?: string
+          valid_from?: string
+          valid_until?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "organization_status_levels_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "organization_status_levels_subscription_id_fkey"
+            columns: ["subscription_id"]
+            isOneToOne: false
+            referencedRelation: "subscriptions"
             referencedColumns: ["id"]
           },
         ]
@@ -160,6 +398,120 @@ export type Database = {
           },
         ]
       }
+      status_level_history: {
+        Row: {
+          action: string
+          actor_id: string | null
+          created_at: string
+          id: number
+          level: string
+          new_valid_until: string | null
+          notes: string | null
+          old_valid_until: string | null
+          organization_id: string
+          reason: string | null
+          status_level_id: string | null
+          subscription_event_id: string | null
+          upgrade_request_id: string | null
+        }
+        Insert: {
+          action: string
+          actor_id?: string | null
+          created_at?: string
+          id?: never
+          level: string
+          new_valid_until?: string | null
+          notes?: string | null
+          old_valid_until?: string | null
+          organization_id: string
+          reason?: string | null
+          status_level_id?: string | null
+          subscription_event_id?: string | null
+          upgrade_request_id?: string | null
+        }
+        Update: {
+          action?: string
+          actor_id?: string | null
+          created_at?: string
+          id?: never
+          level?: string
+          new_valid_until?: string | null
+          notes?: string | null
+          old_valid_until?: string | null
+          organization_id?: string
+          reason?: string | null
+          status_level_id?: string | null
+          subscription_event_id?: string | null
+          upgrade_request_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "status_level_history_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "status_level_history_status_level_id_fkey"
+            columns: ["status_level_id"]
+            isOneToOne: false
+            referencedRelation: "organization_status_levels"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "status_level_history_upgrade_request_id_fkey"
+            columns: ["upgrade_request_id"]
+            isOneToOne: false
+            referencedRelation: "upgrade_requests"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
+      subscription_events: {
+        Row: {
+          current_period_end: string | null
+          event_id: string
+          occurred_at: string
+          organization_id: string
+          outcome: string
+          provider_subscription_id: string
+          received_at: string
+          status: string
+          subscription_id: string | null
+        }
+        Insert: {
+          current_period_end?: string | null
+          event_id: string
+          occurred_at: string
+          organization_id: string
+          outcome: string
+          provider_subscription_id: string
+          received_at?: string
+          status: string
+          subscription_id?: string | null
+        }
+        Update: {
+          current_period_end?: string | null
+          event_id?: string
+          occurred_at?: string
+          organization_id?: string
+          outcome?: string
+          provider_subscription_id?: string
+          received_at?: string
+          status?: string
+          subscription_id?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "subscription_events_subscription_id_fkey"
+            columns: ["subscription_id"]
+            isOneToOne: false
+            referencedRelation: "subscriptions"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       subscriptions: {
         Row: {
           created_at: string
@@ -213,12 +565,146 @@ export type Database = {
           },
         ]
       }
+      upgrade_requests: {
+        Row: {
+          created_at: string
+          decided_at: string | null
+          decided_by: string | null
+          decision_note: string | null
+          evidence_urls: string[]
+          granted_status_level_id: string | null
+          id: string
+          message: string | null
+          organization_id: string
+          requested_by: string
+          requested_level: string
+          status: string
+        }
+        Insert: {
+          created_at?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decision_note?: string | null
+          evidence_urls?: string[]
+          granted_status_level_id?: string | null
+          id?: string
+          message?: string | null
+          organization_id: string
+          requested_by: string
+          requested_level: string
+          status?: string
+        }
+        Update: {
+          created_at?: string
+          decided_at?: string | null
+          decided_by?: string | null
+          decision_note?: string | null
+          evidence_urls?: string[]
+          granted_status_level_id?: string | null
+          id?: string
+          message?: string | null
+          organization_id?: string
+          requested_by?: string
+          requested_level?: string
+          status?: string
+        }
+        Relationships: [
+          {
+            foreignKeyName: "upgrade_requests_granted_status_level_id_fkey"
+            columns: ["granted_status_level_id"]
+            isOneToOne: false
+            referencedRelation: "organization_status_levels"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "upgrade_requests_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
     }
     Views: {
       [_ in never]: never
     }
     Functions: {
+      approve_upgrade_request: {
+        Args: { p_notes?: string; p_request_id: string }
+        Returns: Json
+      }
+      cancel_upgrade_request: { Args: { p_request_id: string }; Returns: Json }
+      check_level_c_criteria: {
+        Args: { p_organization_id: string }
+        Returns: Json
+      }
+      create_upgrade_request: {
+        Args: {
+          p_evidence_urls?: string[]
+          p_message?: string
+          p_organization_id: string
+          p_requested_level: string
+        }
+        Returns: Json
+      }
+      get_current_status_level: {
+        Args: { p_organization_id: string }
+        Returns: string
+      }
+      get_organization_status: {
+        Args: { p_organization_id: string }
+        Returns: Json
+      }
+      get_status_level_history: {
+        Args: { p_limit?: number; p_offset?: number; p_organization_id: string }
+        Returns: Json
+      }
+      grant_status_level: {
+        Args: {
+          p_level: string
+          p_notes?: string
+          p_organization_id: string
+          p_subscription_id?: string
+          p_valid_until?: string
+        }
+        Returns: Json
+      }
+      list_pending_upgrade_requests: {
+        Args: { p_limit?: number; p_offset?: number }
+        Returns: Json
+      }
+      list_upgrade_requests: {
+        Args: {
+          p_limit?: number
+          p_offset?: number
+          p_organization_id: string
+          p_status?: string
+        }
+        Returns: Json
+      }
+      reject_upgrade_request: {
+        Args: { p_note: string; p_request_id: string }
+        Returns: Json
+      }
+      renew_status_level_b: {
+        Args: { p_notes?: string; p_organization_id: string }
+        Returns: Json
+      }
+      revoke_status_level: {
+        Args: { p_level: string; p_organization_id: string; p_reason: string }
+        Returns: boolean
+      }
       status_levels_ping: { Args: Record<PropertyKey, never>; Returns: Json }
+      update_status_validity: {
+        Args: {
+          p_level: string
+          p_organization_id: string
+          p_reason?: string
+          p_valid_until: string
+        }
+        Returns: Json
+      }
     }
     Enums: {
       [_ in never]: never

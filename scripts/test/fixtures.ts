@@ -71,7 +71,76 @@ export function makeFixtures(exec: Exec, keys: SigningKeys) {
     return { orgId, owner, admin, manager, member: memberUser, outsider, platformAdmin: admin2 };
   };
 
-  return { user, organization, member, platformAdmin, orgWithPeople };
+  /** Reviews in one statement. Times are ISO strings or Dates; status defaults to published. */
+  const reviews = async (
+    orgId: string,
+    rows: Array<{ publishedAt: Date | string; respondedAt?: Date | string | null; status?: string }>,
+  ): Promise<void> => {
+    const json = rows.map((r) => ({
+      published_at: new Date(r.publishedAt).toISOString(),
+      responded_at: r.respondedAt ? new Date(r.respondedAt).toISOString() : null,
+      status: r.status ?? "published",
+    }));
+    await exec(
+      `insert into public.reviews (organization_id, status, published_at, responded_at)
+       select $1, status, published_at, responded_at
+       from jsonb_to_recordset($2::jsonb) as r(status text, published_at timestamptz, responded_at timestamptz)`,
+      [orgId, JSON.stringify(json)],
+    );
+  };
+
+  const caseStudy = async (orgId: string, isPublished = true): Promise<void> => {
+    await exec("insert into public.case_studies (organization_id, title, is_published, published_at) values ($1, 'A case study', $2, case when $2 then now() end)", [orgId, isPublished]);
+  };
+
+  /**
+   * Arranges a level row directly (as the superuser, no history): for setting up a state, never
+   * for testing how levels are granted.
+   */
+  const levelRow = async (
+    orgId: string,
+    level: "A" | "B" | "C",
+    { validUntil, validFrom, subscriptionId, isActive = true }: { validUntil?: Date | string | null; validFrom?: Date | string; subscriptionId?: string; isActive?: boolean } = {},
+  ): Promise<string> => {
+    const until = validUntil === undefined ? (level === "C" ? null : new Date(Date.now() + 365 * 86_400_000)) : validUntil;
+    const [row] = await exec<{ id: string }>(
+      `insert into public.organization_status_levels
+         (organization_id, level, valid_from, valid_until, subscription_id, is_active, ended_at, end_reason)
+       values ($1, $2, coalesce($3::timestamptz, now() - interval '30 days'), $4, $5, $6,
+               case when $6 then null else now() end, case when $6 then null else 'expired' end)
+       returning id`,
+      [orgId, level, validFrom ? new Date(validFrom).toISOString() : null, until ? new Date(until).toISOString() : null, subscriptionId ?? null, isActive],
+    );
+    return row!.id;
+  };
+
+  const subscription = async (
+    orgId: string,
+    { status = "active", currentPeriodEnd = new Date(Date.now() + 30 * 86_400_000) }: { status?: string; currentPeriodEnd?: Date | string } = {},
+  ): Promise<{ id: string; providerId: string }> => {
+    const providerId = `sub_${crypto.randomUUID()}`;
+    const [row] = await exec<{ id: string }>(
+      "insert into public.subscriptions (organization_id, provider_subscription_id, status, current_period_end) values ($1, $2, $3, $4) returning id",
+      [orgId, providerId, status, new Date(currentPeriodEnd).toISOString()],
+    );
+    return { id: row!.id, providerId };
+  };
+
+  /** Everything level C asks for: an active B, 20 reviews in 90 days all answered within 2 h, a case study. */
+  const meetsLevelC = async (orgId: string): Promise<void> => {
+    const now = Date.now();
+    await levelRow(orgId, "B");
+    await reviews(
+      orgId,
+      Array.from({ length: 20 }, (_, i) => {
+        const published = now - (i + 1) * 3 * 86_400_000;
+        return { publishedAt: new Date(published), respondedAt: new Date(published + 2 * 3_600_000) };
+      }),
+    );
+    await caseStudy(orgId);
+  };
+
+  return { user, organization, member, platformAdmin, orgWithPeople, reviews, caseStudy, levelRow, subscription, meetsLevelC };
 }
 
 export type Fixtures = ReturnType<typeof makeFixtures>;

@@ -1,0 +1,298 @@
+-- Upgrade requests: an organization's owner or admin asks for B or C; a platform admin approves
+-- (granting in the same transaction) or rejects; the requester or an owner/admin may cancel.
+-- pending -> approved | rejected | cancelled, nothing else.
+
+create or replace function private.request_json(r public.upgrade_requests)
+returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select jsonb_build_object(
+    'id', r.id,
+    'organization_id', r.organization_id,
+    'requested_level', r.requested_level,
+    'status', r.status,
+    'message', r.message,
+    'evidence_urls', to_jsonb(r.evidence_urls),
+    'requested_by', r.requested_by,
+    'created_at', r.created_at,
+    'decided_by', r.decided_by,
+    'decided_at', r.decided_at,
+    'decision_note', r.decision_note,
+    'granted_status_level_id', r.granted_status_level_id
+  )
+$$;
+
+-- The request, locked, if the caller may see it (members of its organization, platform admins).
+create or replace function private.lock_request(p_request_id uuid)
+returns public.upgrade_requests
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  r public.upgrade_requests;
+begin
+  select * into r from public.upgrade_requests where id = p_request_id for update;
+  if not found or not (private.is_org_member(r.organization_id) or private.is_platform_admin() or private.is_system()) then
+    perform private.fail(404, 'request_not_found', format('no upgrade request %s is visible to you', p_request_id));
+  end if;
+  if r.status <> 'pending' then
+    perform private.fail(409, 'request_not_pending', format('the request is already %s', r.status),
+      'Only pending requests can be approved, rejected or cancelled.');
+  end if;
+  return r;
+end;
+$$;
+
+create or replace function public.create_upgrade_request(
+  p_organization_id uuid,
+  p_requested_level text,
+  p_message text default null,
+  p_evidence_urls text[] default '{}'
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  current_b public.organization_status_levels;
+  created public.upgrade_requests;
+  actor uuid := auth.uid();
+begin
+  perform private.require_organization(p_organization_id);
+  if actor is null or not private.can_manage_org(p_organization_id) then
+    perform private.fail(403, 'not_allowed', 'only owners and admins of the organization can ask for an upgrade');
+  end if;
+  perform private.require_level(p_requested_level, array['B', 'C']);
+  if char_length(p_message) > 2000 then
+    perform private.fail(400, 'message_too_long', 'the message is limited to 2000 characters');
+  end if;
+  if cardinality(coalesce(p_evidence_urls, '{}')) > 10 then
+    perform private.fail(400, 'too_many_evidence_urls', 'at most 10 evidence links');
+  end if;
+  if not private.all_https_urls(coalesce(p_evidence_urls, '{}')) then
+    perform private.fail(400, 'invalid_evidence_url', 'evidence links must be https:// URLs without spaces');
+  end if;
+
+  perform private.lock_organization(p_organization_id);
+  perform private.expire_lapsed_levels(p_organization_id);
+
+  if exists (select 1 from public.upgrade_requests where organization_id = p_organization_id and status = 'pending') then
+    perform private.fail(409, 'request_already_pending', 'this organization already has a pending upgrade request',
+      'Wait for the decision, or cancel the pending request first.');
+  end if;
+
+  select * into current_b from public.organization_status_levels
+  where organization_id = p_organization_id and level = 'B' and is_active;
+
+  if p_requested_level = 'C' then
+    if exists (select 1 from public.organization_status_levels where organization_id = p_organization_id and level = 'C' and is_active) then
+      perform private.fail(409, 'level_already_active', 'level C is already active for this organization');
+    end if;
+    if current_b.id is null then
+      perform private.fail(422, 'level_c_requires_b', 'level C can only be requested with an active level B');
+    end if;
+  elsif current_b.id is not null and current_b.valid_until > now() + interval '60 days' then
+    perform private.fail(422, 'renewal_too_early',
+      format('level B is active until %s; a renewal can be requested from %s',
+        to_char(current_b.valid_until at time zone 'UTC', 'YYYY-MM-DD'),
+        to_char((current_b.valid_until - interval '60 days') at time zone 'UTC', 'YYYY-MM-DD')));
+  end if;
+
+  begin
+    insert into public.upgrade_requests (organization_id, requested_level, message, evidence_urls, requested_by)
+    values (p_organization_id, p_requested_level, p_message, coalesce(p_evidence_urls, '{}'), actor)
+    returning * into created;
+  exception when unique_violation then
+    perform private.fail(409, 'request_already_pending', 'this organization already has a pending upgrade request');
+  end;
+
+  insert into public.status_level_history (organization_id, upgrade_request_id, level, action, actor_id, notes)
+  values (p_organization_id, created.id, p_requested_level, 'request_created', actor, p_message);
+  return private.request_json(created);
+end;
+$$;
+comment on function public.create_upgrade_request(uuid, text, text, text[]) is
+  'Owners/admins ask for B or C. One pending request per organization; C needs an active B; B while B is active only within 60 days of its end.';
+
+create or replace function public.cancel_upgrade_request(p_request_id uuid)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  r public.upgrade_requests := private.lock_request(p_request_id);
+  actor uuid := auth.uid();
+begin
+  if actor is null or not (r.requested_by = actor or private.can_manage_org(r.organization_id)) then
+    perform private.fail(403, 'not_allowed', 'only the requester or an owner or admin of the organization can cancel it');
+  end if;
+  update public.upgrade_requests
+  set status = 'cancelled', decided_by = actor, decided_at = now()
+  where id = r.id
+  returning * into r;
+  insert into public.status_level_history (organization_id, upgrade_request_id, level, action, actor_id)
+  values (r.organization_id, r.id, r.requested_level, 'request_cancelled', actor);
+  return private.request_json(r);
+end;
+$$;
+
+create or replace function public.approve_upgrade_request(p_request_id uuid, p_notes text default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  r public.upgrade_requests;
+  granted public.organization_status_levels;
+  actor uuid := auth.uid();
+begin
+  if not private.is_platform_admin() then
+    perform private.fail(403, 'not_allowed', 'only platform admins can approve upgrade requests');
+  end if;
+  r := private.lock_request(p_request_id);
+  -- A request for B while B is active is a renewal (re-verification); otherwise a grant. Either
+  -- way it happens in this transaction: if the grant fails, the request stays pending.
+  if r.requested_level = 'B' and exists (
+    select 1 from public.organization_status_levels
+    where organization_id = r.organization_id and level = 'B' and is_active and valid_until > now()
+  ) then
+    granted := private.renew_level_b(r.organization_id, p_notes, actor, r.id);
+  else
+    granted := private.grant_level(r.organization_id, r.requested_level, null, null, p_notes, actor, r.id);
+  end if;
+  update public.upgrade_requests
+  set status = 'approved', decided_by = actor, decided_at = now(), decision_note = p_notes,
+      granted_status_level_id = granted.id
+  where id = r.id
+  returning * into r;
+  insert into public.status_level_history (organization_id, status_level_id, upgrade_request_id, level, action, actor_id, notes)
+  values (r.organization_id, granted.id, r.id, r.requested_level, 'request_approved', actor, p_notes);
+  return jsonb_build_object('request', private.request_json(r), 'level', private.level_json(granted, true));
+end;
+$$;
+
+create or replace function public.reject_upgrade_request(p_request_id uuid, p_note text)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  r public.upgrade_requests;
+  actor uuid := auth.uid();
+begin
+  if not private.is_platform_admin() then
+    perform private.fail(403, 'not_allowed', 'only platform admins can reject upgrade requests');
+  end if;
+  if nullif(btrim(p_note), '') is null then
+    perform private.fail(400, 'decision_note_required', 'a rejection needs a note that tells the organization why');
+  end if;
+  if char_length(p_note) > 2000 then
+    perform private.fail(400, 'note_too_long', 'the note is limited to 2000 characters');
+  end if;
+  r := private.lock_request(p_request_id);
+  update public.upgrade_requests
+  set status = 'rejected', decided_by = actor, decided_at = now(), decision_note = p_note
+  where id = r.id
+  returning * into r;
+  insert into public.status_level_history (organization_id, upgrade_request_id, level, action, actor_id, reason)
+  values (r.organization_id, r.id, r.requested_level, 'request_rejected', actor, p_note);
+  return private.request_json(r);
+end;
+$$;
+
+create or replace function public.list_upgrade_requests(
+  p_organization_id uuid,
+  p_status text default null,
+  p_limit integer default 50,
+  p_offset integer default 0
+)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_page(p_limit, p_offset);
+  if p_status is not null and p_status not in ('pending', 'approved', 'rejected', 'cancelled') then
+    perform private.fail(400, 'invalid_status', 'status must be pending, approved, rejected or cancelled');
+  end if;
+  perform private.require_member_view(p_organization_id);
+  return jsonb_build_object(
+    'total', (select count(*) from public.upgrade_requests
+              where organization_id = p_organization_id and (p_status is null or status = p_status)),
+    'limit', p_limit,
+    'offset', p_offset,
+    'items', coalesce((
+      select jsonb_agg(private.request_json(r) order by r.created_at desc, r.id)
+      from (
+        select * from public.upgrade_requests
+        where organization_id = p_organization_id and (p_status is null or status = p_status)
+        order by created_at desc, id
+        limit p_limit offset p_offset
+      ) r
+    ), '[]'::jsonb)
+  );
+end;
+$$;
+
+-- The admin queue: pending requests, oldest first, with what a reviewer needs at hand.
+create or replace function public.list_pending_upgrade_requests(p_limit integer default 50, p_offset integer default 0)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_page(p_limit, p_offset);
+  if not (private.is_platform_admin() or private.is_system()) then
+    perform private.fail(403, 'not_allowed', 'only platform admins can see the review queue');
+  end if;
+  return jsonb_build_object(
+    'total', (select count(*) from public.upgrade_requests where status = 'pending'),
+    'limit', p_limit,
+    'offset', p_offset,
+    'items', coalesce((
+      select jsonb_agg(private.request_json(r) || jsonb_build_object(
+        'organization', jsonb_build_object('id', o.id, 'name', o.name),
+        'current_level', coalesce((
+          select l.level from public.organization_status_levels l
+          where l.organization_id = r.organization_id and l.is_active and (l.valid_until is null or l.valid_until > now())
+          order by l.level desc limit 1), '0'),
+        'level_c_progress', case when r.requested_level = 'C' then private.level_c_criteria(r.organization_id) end
+      ) order by r.created_at, r.id)
+      from (
+        select * from public.upgrade_requests where status = 'pending'
+        order by created_at, id
+        limit p_limit offset p_offset
+      ) r
+      join public.organizations o on o.id = r.organization_id
+    ), '[]'::jsonb)
+  );
+end;
+$$;
+
+revoke all on function
+  public.create_upgrade_request(uuid, text, text, text[]),
+  public.cancel_upgrade_request(uuid),
+  public.approve_upgrade_request(uuid, text),
+  public.reject_upgrade_request(uuid, text),
+  public.list_upgrade_requests(uuid, text, integer, integer),
+  public.list_pending_upgrade_requests(integer, integer)
+  from public, anon;
+grant execute on function
+  public.create_upgrade_request(uuid, text, text, text[]),
+  public.cancel_upgrade_request(uuid),
+  public.approve_upgrade_request(uuid, text),
+  public.reject_upgrade_request(uuid, text),
+  public.list_upgrade_requests(uuid, text, integer, integer),
+  public.list_pending_upgrade_requests(integer, integer)
+  to authenticated, service_role;
