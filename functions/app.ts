@@ -1,10 +1,13 @@
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
+import { HTTPException } from "hono/http-exception";
 import type { AppEnv } from "./_shared/app-env.ts";
 import { config, ConfigError } from "./_shared/env.ts";
 import { ApiError, problem } from "./_shared/errors.ts";
 import { log } from "./_shared/log.ts";
-import { getHealth } from "./health/get-health.ts";
+import { mountRoutes } from "./_shared/route.ts";
+import { allRoutes } from "./status-levels/routes.ts";
 
 const requestIdPattern = /^[\w.:-]{1,128}$/;
 
@@ -44,7 +47,7 @@ export function createApp(): Hono<AppEnv> {
       origin: (origin) => (allowed === "*" ? "*" : allowed.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "OPTIONS"],
       allowHeaders: ["authorization", "content-type", "x-request-id", "if-none-match"],
-      exposeHeaders: ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count"],
+      exposeHeaders: ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count", "ratelimit-limit", "ratelimit-remaining"],
       credentials: true,
       maxAge: 600,
     })(c, next);
@@ -56,9 +59,27 @@ export function createApp(): Hono<AppEnv> {
     await next();
   });
 
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: 64 * 1024,
+      onError: () => {
+        throw new ApiError(413, "payload_too_large", "the request body is limited to 64 KiB");
+      },
+    }),
+  );
+
   app.onError((error, c) => {
+    if (error instanceof HTTPException && error.status < 500) {
+      const malformed = /malformed json/i.test(error.message);
+      error = new ApiError(
+        error.status as 400,
+        malformed ? "malformed_json" : "bad_request",
+        malformed ? "the request body is not valid JSON" : error.message || "bad request",
+      );
+    }
     if (error instanceof ApiError) {
-      if (error.status >= 500) c.get("log")?.("error", error.message, { code: error.code });
+      if (error.status >= 500) c.get("log")("error", error.message, { code: error.code });
       c.get("logFields").error_code = error.code;
       return problem(c, error);
     }
@@ -73,7 +94,7 @@ export function createApp(): Hono<AppEnv> {
   app.notFound((c) => problem(c, new ApiError(404, "route_not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
 
   const api = new Hono<AppEnv>();
-  api.route("/", getHealth);
+  mountRoutes(api, allRoutes);
   app.route("/status-levels", api);
   return app;
 }

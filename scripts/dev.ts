@@ -3,14 +3,12 @@
  * on 127.0.0.1:8787 with the scheduled trigger testable. Prints URLs, demo tokens and curl lines.
  * `npm run dev -- --reset` drops the dev database and starts over from migrations + seed.
  */
-import { writeFile } from "node:fs/promises";
-import path from "node:path";
 import { demoOrganizations, demoTokens, demoUsers } from "./stack/demo.ts";
 import { clearDevStatus, writeDevStatus } from "./stack/dev-status.ts";
-import { isListening, waitUntil } from "./stack/net.ts";
-import { onInterrupt, startProcess } from "./stack/processes.ts";
-import { projectRoot } from "./stack/migrate.ts";
-import { startStack, stackDir } from "./stack/stack.ts";
+import { isListening } from "./stack/net.ts";
+import { onInterrupt } from "./stack/processes.ts";
+import { startStack } from "./stack/stack.ts";
+import { startWorker, workerVars } from "./stack/worker.ts";
 
 const port = Number(process.env.PORT ?? 8787);
 
@@ -22,49 +20,26 @@ async function main(): Promise<void> {
   const { info } = stack;
   const apiUrl = `http://127.0.0.1:${port}`;
 
-  const vars: Record<string, string> = {
-    SUPABASE_URL: info.supabaseUrl,
-    SUPABASE_ANON_KEY: info.anonKey,
-    SUPABASE_SERVICE_ROLE_KEY: info.serviceRoleKey,
-    SUPABASE_JWT_SECRET: info.jwtSecret,
-    UPSTASH_REDIS_REST_URL: info.redisRestUrl,
-    UPSTASH_REDIS_REST_TOKEN: info.redisRestToken,
-    CORS_ALLOWED_ORIGINS: process.env.CORS_ALLOWED_ORIGINS ?? "*",
-    CACHE_KEY_PREFIX: "sl-dev",
-    SUBSCRIPTION_WEBHOOK_SECRET: "local-dev-webhook-secret-change-me",
-    ...(process.env.STATUS_CACHE_ENABLED ? { STATUS_CACHE_ENABLED: process.env.STATUS_CACHE_ENABLED } : {}),
-  };
-  const varsFile = path.join(stackDir, "dev.vars");
-  await writeFile(varsFile, Object.entries(vars).map(([k, v]) => `${k}=${v}`).join("\n") + "\n", { mode: 0o600 });
-
-  const wrangler = startProcess(
-    "wrangler",
-    path.join(projectRoot, "node_modules", ".bin", "wrangler"),
-    ["dev", "--ip", "127.0.0.1", "--port", String(port), "--test-scheduled", "--env-file", varsFile, "--show-interactive-dev-session=false"],
-    {
-      cwd: projectRoot,
-      stdio: ["ignore", "inherit", "inherit"],
-      env: {
-        ...process.env,
-        WRANGLER_SEND_METRICS: "false",
-        CLOUDFLARE_CF_FETCH_ENABLED: "false",
-        WRANGLER_HIDE_BANNER: "true",
-        XDG_CONFIG_HOME: path.join(stackDir, "wrangler-config"),
-      },
-    },
-  );
-  const stopAll = async () => {
-    await clearDevStatus();
-    await wrangler.stop();
+  const worker = await startWorker({
+    port,
+    inheritOutput: true,
+    vars: workerVars(info, {
+      CORS_ALLOWED_ORIGINS: process.env.CORS_ALLOWED_ORIGINS ?? "*",
+      CACHE_KEY_PREFIX: "sl-dev",
+      SUBSCRIPTION_WEBHOOK_SECRET: process.env.SUBSCRIPTION_WEBHOOK_SECRET ?? "local-dev-webhook-secret-change-me",
+      ...(process.env.STATUS_CACHE_ENABLED ? { STATUS_CACHE_ENABLED: process.env.STATUS_CACHE_ENABLED } : {}),
+      ...(process.env.EMAIL_API_URL ? { EMAIL_API_URL: process.env.EMAIL_API_URL } : {}),
+    }),
+  }).catch(async (error) => {
     await stack.stop();
-  };
-  onInterrupt(stopAll);
-  wrangler.child.on("exit", (code) => {
-    console.error(`wrangler dev exited (${code}); stopping the stack`);
-    void stopAll().finally(() => process.exit(code ?? 1));
+    throw error;
+  });
+  onInterrupt(async () => {
+    await clearDevStatus();
+    await worker.stop();
+    await stack.stop();
   });
 
-  await waitUntil("wrangler dev", async () => (await fetch(`${apiUrl}/status-levels/health`)).ok, { timeoutMs: 60_000, intervalMs: 200 });
   const tokens = await demoTokens(info.keys);
   await writeDevStatus({
     API_URL: `${apiUrl}/status-levels`,

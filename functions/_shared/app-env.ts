@@ -1,3 +1,4 @@
+import type { Caller } from "./auth.ts";
 import type { Env } from "./env.ts";
 
 export type LogFn = (level: "debug" | "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
@@ -9,6 +10,8 @@ export interface AppVariables {
   log: LogFn;
   /** Extra fields for the request's access-log line (e.g. cache hit or miss). */
   logFields: Record<string, unknown>;
+  /** The verified signed-in user, or null for anonymous (set by `authenticate`). */
+  caller: Caller | null;
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };

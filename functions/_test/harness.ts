@@ -55,3 +55,27 @@ export async function restRequestsFor(subject: string): Promise<number> {
   const res = await fetch(`${stack.supabaseUrl}/__gateway/stats?subject=${encodeURIComponent(subject)}`);
   return ((await res.json()) as { total: number }).total;
 }
+
+/** The response body as JSON (typed loosely: tests assert on it). */
+export async function body(res: Response): Promise<Record<string, any>> {
+  return (await res.json()) as Record<string, any>;
+}
+
+/** Asserts a problem document with this status and code, and returns it. */
+export async function expectProblem(res: Response, status: number, code: string): Promise<Record<string, any>> {
+  const text = await res.text();
+  if (res.status !== status) throw new Error(`expected ${status} ${code}, got ${res.status}: ${text}`);
+  if (!(res.headers.get("content-type") ?? "").includes("application/problem+json")) {
+    throw new Error(`expected a problem+json body, got ${res.headers.get("content-type")}: ${text}`);
+  }
+  const problem = JSON.parse(text) as Record<string, any>;
+  if (problem.code !== code) throw new Error(`expected code ${code}, got ${problem.code}: ${text}`);
+  if (problem.status !== status) throw new Error(`problem.status ${problem.status} does not match HTTP ${status}`);
+  return problem;
+}
+
+/** How many times the JWKS was fetched from the gateway so far. */
+export async function jwksFetches(): Promise<number> {
+  const res = await fetch(`${stack.supabaseUrl}/__gateway/stats`);
+  return ((await res.json()) as { jwks: number }).jwks;
+}

@@ -9,6 +9,7 @@ export interface Gateway {
 export interface RestStats {
   total: number;
   bySubject: Record<string, number>;
+  jwks: number;
 }
 
 /**
@@ -21,7 +22,7 @@ export interface RestStats {
 export async function startGateway({ postgrestUrl, jwks }: { postgrestUrl: string; jwks: unknown }): Promise<Gateway> {
   const upstream = new URL(postgrestUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
-  const stats: RestStats = { total: 0, bySubject: {} };
+  const stats: RestStats = { total: 0, bySubject: {}, jwks: 0 };
 
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://localhost");
@@ -30,6 +31,7 @@ export async function startGateway({ postgrestUrl, jwks }: { postgrestUrl: strin
       res.end(JSON.stringify(body));
     };
     if (url.pathname === "/auth/v1/.well-known/jwks.json") {
+      stats.jwks++;
       return json(200, jwks, { "cache-control": "public, max-age=600" });
     }
     if (url.pathname === "/__gateway/stats") {

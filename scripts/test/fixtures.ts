@@ -84,7 +84,7 @@ export function makeFixtures(exec: Exec, keys: SigningKeys) {
     await exec(
       `insert into public.reviews (organization_id, status, published_at, responded_at)
        select $1, status, published_at, responded_at
-       from jsonb_to_recordset($2::jsonb) as r(status text, published_at timestamptz, responded_at timestamptz)`,
+       from jsonb_to_recordset($2::text::jsonb) as r(status text, published_at timestamptz, responded_at timestamptz)`,
       [orgId, JSON.stringify(json)],
     );
   };

@@ -1,6 +1,6 @@
-import { Hono } from "hono";
-import type { AppEnv } from "../_shared/app-env.ts";
+import { z } from "zod";
 import { ApiError } from "../_shared/errors.ts";
+import { defineRoute } from "../_shared/route.ts";
 import { redisClient } from "../_shared/redis.ts";
 import { supabaseAsCaller } from "../_shared/supabase.ts";
 
@@ -16,8 +16,20 @@ async function timed(run: () => Promise<void>): Promise<Check> {
   }
 }
 
-/** GET /status-levels/health: is the database (through PostgREST) and the cache reachable? */
-export const getHealth = new Hono<AppEnv>().get("/health", async (c) => {
+const CheckResult = z.object({ status: z.enum(["up", "down"]), latency_ms: z.number() });
+
+export const getHealth = defineRoute({
+  method: "get",
+  path: "/health",
+  operationId: "getHealth",
+  summary: "Are the database (through PostgREST) and the cache reachable?",
+  tags: ["service"],
+  auth: "none",
+  responses: {
+    200: { description: "Both up", schema: z.object({ status: z.literal("ok"), checks: z.object({ database: CheckResult, cache: CheckResult }) }) },
+  },
+  errors: [503],
+  handler: async (c) => {
   const [database, cache] = await Promise.all([
     timed(async () => {
       const { error, status } = await supabaseAsCaller(c.env, null).rpc("status_levels_ping");
@@ -41,4 +53,5 @@ export const getHealth = new Hono<AppEnv>().get("/health", async (c) => {
     throw new ApiError(503, "dependency_unavailable", `${names} unreachable; see the service logs`, { checks }, { "retry-after": "5" });
   }
   return c.json({ status: "ok", checks });
+  },
 });

@@ -1,0 +1,102 @@
+import { createMiddleware } from "hono/factory";
+import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
+import type { AppEnv } from "./app-env.ts";
+import { config } from "./env.ts";
+import { ApiError, dependencyDown, unauthorized } from "./errors.ts";
+
+/** A verified signed-in user. The token goes on to Supabase so RLS decides what they may do. */
+export interface Caller {
+  userId: string;
+  email: string | null;
+  token: string;
+}
+
+const asymmetric = new Set(["ES256", "RS256", "EdDSA", "ES384", "RS384", "RS512", "PS256"]);
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+// One key set per JWKS URL and isolate: jose caches the keys and refetches when an unknown kid
+// shows up (key rotation), at most once per cooldown.
+const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+
+function keySet(supabaseUrl: string, timeoutMs: number) {
+  const url = `${supabaseUrl.replace(/\/$/, "")}/auth/v1/.well-known/jwks.json`;
+  let set = keySets.get(url);
+  if (!set) {
+    set = createRemoteJWKSet(new URL(url), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000, timeoutDuration: timeoutMs });
+    keySets.set(url, set);
+  }
+  return set;
+}
+
+/**
+ * Verifies a Supabase Auth access token: asymmetric keys through the project's JWKS, the legacy
+ * HS256 secret as the fallback; audience `authenticated`, expiry, a user id. Any failure is a 401
+ * that says what was wrong (never which key or secret was tried).
+ */
+export async function verifyAccessToken(env: AppEnv["Bindings"], token: string): Promise<Caller> {
+  const cfg = config(env);
+  let alg: string | undefined;
+  try {
+    alg = decodeProtectedHeader(token).alg;
+  } catch {
+    throw unauthorized("the bearer token is not a JWT");
+  }
+  const options = { audience: "authenticated", clockTolerance: 5, requiredClaims: ["exp", "sub"] };
+  let payload: JWTPayload;
+  try {
+    if (alg && asymmetric.has(alg)) {
+      ({ payload } = await jwtVerify(token, keySet(cfg.SUPABASE_URL, Math.min(cfg.DEPENDENCY_TIMEOUT_MS, 3000)), {
+        ...options,
+        algorithms: [...asymmetric],
+      }));
+    } else if (alg === "HS256" && cfg.SUPABASE_JWT_SECRET) {
+      ({ payload } = await jwtVerify(token, new TextEncoder().encode(cfg.SUPABASE_JWT_SECRET), { ...options, algorithms: ["HS256"] }));
+    } else {
+      throw unauthorized(`tokens signed with ${alg ?? "no algorithm"} are not accepted`);
+    }
+  } catch (error) {
+    throw toAuthError(error);
+  }
+  if (payload.role !== "authenticated" || typeof payload.sub !== "string" || !uuidPattern.test(payload.sub)) {
+    throw unauthorized("the token is not a signed-in user's access token");
+  }
+  return { userId: payload.sub.toLowerCase(), email: typeof payload.email === "string" ? payload.email : null, token };
+}
+
+function toAuthError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof errors.JWTExpired) return unauthorized("the token has expired; sign in again");
+  if (error instanceof errors.JWTClaimValidationFailed) return unauthorized(`the token's ${error.claim} claim is not accepted`);
+  if (error instanceof errors.JWKSTimeout) return dependencyDown("auth", "the signing keys could not be fetched; try again shortly");
+  if (error instanceof errors.JWKSNoMatchingKey) return unauthorized("the token was not signed by this project's keys");
+  if (error instanceof errors.JOSEError) return unauthorized("the token's signature is not valid");
+  // The key set could not be fetched at all (network error): that is the auth service being down.
+  return dependencyDown("auth", "the signing keys could not be fetched; try again shortly");
+}
+
+function bearer(header: string | undefined): string | null {
+  if (!header) return null;
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!match) throw unauthorized("the Authorization header must be `Bearer <access token>`");
+  return match[1]!;
+}
+
+/** Sets `caller` (or null for anonymous). `required` answers 401 when no valid token came. */
+export const authenticate = (mode: "required" | "optional") =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const token = bearer(c.req.header("authorization"));
+    if (!token) {
+      if (mode === "required") throw unauthorized("sign in: this endpoint needs a bearer access token");
+      c.set("caller", null);
+      return next();
+    }
+    const caller = await verifyAccessToken(c.env, token);
+    c.set("caller", caller);
+    c.get("logFields").user_id = caller.userId;
+    return next();
+  });
+
+export function requireCaller(caller: Caller | null): Caller {
+  if (!caller) throw unauthorized("sign in: this endpoint needs a bearer access token");
+  return caller;
+}

@@ -1,0 +1,95 @@
+import { describe, expect, it } from "vitest";
+import { body, call, exec, expectProblem, fixtures } from "../../_test/harness.ts";
+
+const post = (path: string, token: string | null, json?: unknown) => call(path, { method: "POST", token, ...(json === undefined ? {} : { json }) });
+
+async function requestB(orgId: string, token: string) {
+  return post("/status-levels/upgrade-requests", token, { organization_id: orgId, requested_level: "B", message: "we are ready", evidence_urls: ["https://example.org/audit.pdf"] });
+}
+
+describe("POST /upgrade-requests", () => {
+  it("lets owners and admins ask; managers, members and outsiders get 403, anonymous 401", async () => {
+    const p = await fixtures.orgWithPeople();
+    for (const who of [p.manager, p.member, p.outsider, p.platformAdmin]) await expectProblem(await requestB(p.orgId, who.token), 403, "not_allowed");
+    await expectProblem(await post("/status-levels/upgrade-requests", null, { organization_id: p.orgId, requested_level: "B" }), 401, "unauthorized");
+    const res = await requestB(p.orgId, p.admin.token);
+    expect(res.status).toBe(201);
+    expect(await body(res)).toMatchObject({ organization_id: p.orgId, requested_level: "B", status: "pending", requested_by: p.admin.id });
+    await expectProblem(await requestB(p.orgId, p.owner.token), 409, "request_already_pending");
+  });
+
+  it("shows the pending request in the status view right away (the cache is invalidated)", async () => {
+    const p = await fixtures.orgWithPeople();
+    expect((await body(await call(`/status-levels/organizations/${p.orgId}`, { token: p.owner.token }))).pending_upgrade_request).toBeNull();
+    const created = await body(await requestB(p.orgId, p.owner.token));
+    const view = await body(await call(`/status-levels/organizations/${p.orgId}`, { token: p.owner.token }));
+    expect(view.pending_upgrade_request).toMatchObject({ id: created.id, requested_level: "B" });
+  });
+
+  it("refuses C without an active B (422)", async () => {
+    const p = await fixtures.orgWithPeople();
+    await expectProblem(await post("/status-levels/upgrade-requests", p.owner.token, { organization_id: p.orgId, requested_level: "C" }), 422, "level_c_requires_b");
+  });
+
+  it("rate-limits each user: 429 with Retry-After after the limit", async () => {
+    const people = await Promise.all(Array.from({ length: 3 }, () => fixtures.orgWithPeople()));
+    const owner = await fixtures.user("serial-owner");
+    for (const p of people) await exec("insert into public.organization_members values ($1, $2, 'owner')", [p.orgId, owner.id]);
+    const env = { UPGRADE_REQUEST_RATE_LIMIT: "2", UPGRADE_REQUEST_RATE_WINDOW_SECONDS: "60" };
+    const statuses: number[] = [];
+    for (const p of people) {
+      statuses.push((await call("/status-levels/upgrade-requests", { method: "POST", token: owner.token, json: { organization_id: p.orgId, requested_level: "B" } }, env)).status);
+    }
+    expect(statuses.slice(0, 2)).toEqual([201, 201]);
+    const limited = await call("/status-levels/upgrade-requests", { method: "POST", token: owner.token, json: { organization_id: people[2]!.orgId, requested_level: "B" } }, env);
+    const problem = await expectProblem(limited, 429, "rate_limited");
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(problem.retry_after_seconds).toBeLessThanOrEqual(60);
+    const pending = await exec("select count(*)::int as n from public.upgrade_requests where organization_id = $1", [people[2]!.orgId]);
+    expect(pending[0]!.n).toBe(0);
+  });
+});
+
+describe("request decisions", () => {
+  it("approve grants the level in the same transaction; the org sees B at once", async () => {
+    const p = await fixtures.orgWithPeople();
+    const request = await body(await requestB(p.orgId, p.owner.token));
+    for (const who of [p.owner, p.member, p.outsider]) await expectProblem(await post(`/status-levels/upgrade-requests/${request.id}/approve`, who.token, {}), 403, "not_allowed");
+    const res = await post(`/status-levels/upgrade-requests/${request.id}/approve`, p.platformAdmin.token, { notes: "documents checked" });
+    expect(res.status).toBe(200);
+    const result = await body(res);
+    expect(result.request).toMatchObject({ status: "approved", decided_by: p.platformAdmin.id, decision_note: "documents checked" });
+    expect(result.level).toMatchObject({ level: "B", is_active: true });
+    expect((await body(await call(`/status-levels/organizations/${p.orgId}`, { token: p.member.token }))).current_level).toBe("B");
+    await expectProblem(await post(`/status-levels/upgrade-requests/${request.id}/approve`, p.platformAdmin.token, {}), 409, "request_not_pending");
+  });
+
+  it("reject needs a note; cancel is for the requester or an owner/admin", async () => {
+    const p = await fixtures.orgWithPeople();
+    const first = await body(await requestB(p.orgId, p.admin.token));
+    await expectProblem(await post(`/status-levels/upgrade-requests/${first.id}/reject`, p.platformAdmin.token, {}), 400, "invalid_request");
+    const rejected = await body(await post(`/status-levels/upgrade-requests/${first.id}/reject`, p.platformAdmin.token, { note: "audit missing" }));
+    expect(rejected).toMatchObject({ status: "rejected", decision_note: "audit missing" });
+
+    const second = await body(await requestB(p.orgId, p.admin.token));
+    await expectProblem(await post(`/status-levels/upgrade-requests/${second.id}/cancel`, p.member.token), 403, "not_allowed");
+    await expectProblem(await post(`/status-levels/upgrade-requests/${second.id}/cancel`, p.outsider.token), 404, "request_not_found");
+    const cancelled = await body(await post(`/status-levels/upgrade-requests/${second.id}/cancel`, p.owner.token));
+    expect(cancelled).toMatchObject({ status: "cancelled", decided_by: p.owner.id });
+  });
+
+  it("lists an organization's requests for members and the pending queue for platform admins", async () => {
+    const p = await fixtures.orgWithPeople();
+    const created = await body(await requestB(p.orgId, p.owner.token));
+    const list = await body(await call(`/status-levels/organizations/${p.orgId}/upgrade-requests?status=pending`, { token: p.member.token }));
+    expect(list.total).toBe(1);
+    expect(list.items[0].id).toBe(created.id);
+    await expectProblem(await call(`/status-levels/organizations/${p.orgId}/upgrade-requests`, { token: p.outsider.token }), 403, "not_allowed");
+
+    const queue = await call("/status-levels/admin/upgrade-requests?limit=200", { token: p.platformAdmin.token });
+    expect(queue.status).toBe(200);
+    const items = (await body(queue)).items as Array<{ id: string; organization: { id: string }; current_level: string }>;
+    expect(items.find((i) => i.id === created.id)).toMatchObject({ organization: { id: p.orgId }, current_level: "0" });
+    await expectProblem(await call("/status-levels/admin/upgrade-requests", { token: p.owner.token }), 403, "not_allowed");
+  });
+});
