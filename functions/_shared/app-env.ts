@@ -12,6 +12,8 @@ export interface AppVariables {
   logFields: Record<string, unknown>;
   /** The verified signed-in user, or null for anonymous (set by `authenticate`). */
   caller: Caller | null;
+  /** The request carried the service-role key (admin endpoints that allow it). */
+  service: boolean;
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables };

@@ -2,6 +2,7 @@ import { createMiddleware } from "hono/factory";
 import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
 import type { AppEnv } from "./app-env.ts";
 import { config } from "./env.ts";
+import { constantTimeEqual } from "./crypto.ts";
 import { ApiError, dependencyDown, unauthorized } from "./errors.ts";
 
 /** A verified signed-in user. The token goes on to Supabase so RLS decides what they may do. */
@@ -81,12 +82,23 @@ function bearer(header: string | undefined): string | null {
   return match[1]!;
 }
 
-/** Sets `caller` (or null for anonymous). `required` answers 401 when no valid token came. */
-export const authenticate = (mode: "required" | "optional") =>
+/**
+ * Sets `caller` (or null for anonymous). `required` answers 401 when no valid token came.
+ * `user-or-service` also accepts the service-role key itself (the platform's own backend calling
+ * an admin endpoint); `caller` is then null and `service` true.
+ */
+export const authenticate = (mode: "required" | "optional" | "user-or-service") =>
   createMiddleware<AppEnv>(async (c, next) => {
     const token = bearer(c.req.header("authorization"));
+    c.set("service", false);
+    if (mode === "user-or-service" && token && (await constantTimeEqual(token, config(c.env).SUPABASE_SERVICE_ROLE_KEY))) {
+      c.set("service", true);
+      c.set("caller", null);
+      c.get("logFields").user_id = "service_role";
+      return next();
+    }
     if (!token) {
-      if (mode === "required") throw unauthorized("sign in: this endpoint needs a bearer access token");
+      if (mode !== "optional") throw unauthorized("sign in: this endpoint needs a bearer access token");
       c.set("caller", null);
       return next();
     }

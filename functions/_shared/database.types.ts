@@ -161,6 +161,57 @@ export type Database = {
           },
         ]
       }
+      notification_queue: {
+        Row: {
+          created_at: string
+          id: number
+          kind: string
+          level: string
+          organization_id: string
+          processed_at: string | null
+          status_level_id: string | null
+          threshold_days: number | null
+          valid_until: string | null
+        }
+        Insert: {
+          created_at?: string
+          id?: never
+          kind: string
+          level: string
+          organization_id: string
+          processed_at?: string | null
+          status_level_id?: string | null
+          threshold_days?: number | null
+          valid_until?: string | null
+        }
+        Update: {
+          created_at?: string
+          id?: never
+          kind?: string
+          level?: string
+          organization_id?: string
+          processed_at?: string | null
+          status_level_id?: string | null
+          threshold_days?: number | null
+          valid_until?: string | null
+        }
+        Relationships: [
+          {
+            foreignKeyName: "notification_queue_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
+          {
+            foreignKeyName: "notification_queue_status_level_id_fkey"
+            columns: ["status_level_id"]
+            isOneToOne: false
+            referencedRelation: "organization_status_levels"
+            referencedColumns: ["id"]
+          },
+        ]
+      }
       notifications: {
         Row: {
           body: string
@@ -471,38 +522,51 @@ export type Database = {
       subscription_events: {
         Row: {
           current_period_end: string | null
+          effects: NonNullable<Json>
           event_id: string
+          grace_days: number
           occurred_at: string
           organization_id: string
           outcome: string
-          provider_subscription_id: string
           received_at: string
+          source: string
           status: string
-          subscription_id: string | null
+          subscription_id: string
         }
         Insert: {
           current_period_end?: string | null
+          effects?: NonNullable<Json>
           event_id: string
+          grace_days?: number
           occurred_at: string
           organization_id: string
-          outcome: string
-          provider_subscription_id: string
+          outcome?: string
           received_at?: string
+          source?: string
           status: string
-          subscription_id?: string | null
+          subscription_id: string
         }
         Update: {
           current_period_end?: string | null
+          effects?: NonNullable<Json>
           event_id?: string
+          grace_days?: number
           occurred_at?: string
           organization_id?: string
           outcome?: string
-          provider_subscription_id?: string
           received_at?: string
+          source?: string
           status?: string
-          subscription_id?: string | null
+          subscription_id?: string
         }
         Relationships: [
+          {
+            foreignKeyName: "subscription_events_organization_id_fkey"
+            columns: ["organization_id"]
+            isOneToOne: false
+            referencedRelation: "organizations"
+            referencedColumns: ["id"]
+          },
           {
             foreignKeyName: "subscription_events_subscription_id_fkey"
             columns: ["subscription_id"]
@@ -520,6 +584,7 @@ export type Database = {
           grace_until: string | null
           id: string
           last_event_at: string | null
+          last_event_id: string | null
           organization_id: string
           provider: string
           provider_customer_id: string | null
@@ -534,6 +599,7 @@ export type Database = {
           grace_until?: string | null
           id?: string
           last_event_at?: string | null
+          last_event_id?: string | null
           organization_id: string
           provider?: string
           provider_customer_id?: string | null
@@ -548,6 +614,7 @@ export type Database = {
           grace_until?: string | null
           id?: string
           last_event_at?: string | null
+          last_event_id?: string | null
           organization_id?: string
           provider?: string
           provider_customer_id?: string | null
@@ -630,6 +697,17 @@ export type Database = {
       [_ in never]: never
     }
     Functions: {
+      apply_subscription_event: {
+        Args: {
+          p_current_period_end?: string
+          p_event_id: string
+          p_occurred_at: string
+          p_organization_id: string
+          p_provider_subscription_id: string
+          p_status: string
+        }
+        Returns: Json
+      }
       approve_upgrade_request: {
         Args: { p_notes?: string; p_request_id: string }
         Returns: Json
@@ -637,6 +715,10 @@ export type Database = {
       cancel_upgrade_request: { Args: { p_request_id: string }; Returns: Json }
       check_level_c_criteria: {
         Args: { p_organization_id: string }
+        Returns: Json
+      }
+      complete_email_deliveries: {
+        Args: { p_as_of?: string; p_max_attempts?: number; p_results: Json }
         Returns: Json
       }
       create_upgrade_request: {
@@ -647,6 +729,10 @@ export type Database = {
           p_requested_level: string
         }
         Returns: Json
+      }
+      ensure_level_a: {
+        Args: { p_organization_id: string; p_subscription_id: string }
+        Returns: string
       }
       get_current_status_level: {
         Args: { p_organization_id: string }
@@ -670,6 +756,19 @@ export type Database = {
         }
         Returns: Json
       }
+      handle_subscription_status_change: {
+        Args: {
+          p_current_period_end?: string
+          p_occurred_at?: string
+          p_status: string
+          p_subscription_id: string
+        }
+        Returns: Json
+      }
+      is_grace_period_ended: {
+        Args: { p_organization_id: string }
+        Returns: boolean
+      }
       list_pending_upgrade_requests: {
         Args: { p_limit?: number; p_offset?: number }
         Returns: Json
@@ -683,6 +782,7 @@ export type Database = {
         }
         Returns: Json
       }
+      mark_notifications_read: { Args: { p_ids?: string[] }; Returns: number }
       reject_upgrade_request: {
         Args: { p_note: string; p_request_id: string }
         Returns: Json
@@ -694,6 +794,19 @@ export type Database = {
       revoke_status_level: {
         Args: { p_level: string; p_organization_id: string; p_reason: string }
         Returns: boolean
+      }
+      run_daily_job_step: {
+        Args: {
+          p_as_of?: string
+          p_batch?: number
+          p_organization_ids?: string[]
+          p_step: string
+        }
+        Returns: Json
+      }
+      start_grace_period: {
+        Args: { p_days?: number; p_organization_id: string }
+        Returns: string
       }
       status_levels_ping: { Args: Record<PropertyKey, never>; Returns: Json }
       update_status_validity: {

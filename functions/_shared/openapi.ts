@@ -54,7 +54,7 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], version: strin
       };
     }
     const security =
-      route.auth === "required" ? [{ bearerAuth: [] }]
+      route.auth === "required" || route.auth === "user-or-service" ? [{ bearerAuth: [] }]
       : route.auth === "optional" ? [{ bearerAuth: [] }, {}]
       : route.auth === "signature" ? [{ webhookSignature: [], webhookTimestamp: [] }]
       : [];
@@ -65,7 +65,9 @@ export function buildOpenApiDocument(routes: readonly AnyRoute[], version: strin
       tags: route.tags,
       security,
       parameters: [...parameters(route.params, "path"), ...parameters(route.query, "query")],
-      ...(route.body ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema(route.body, "input") } } } } : {}),
+      ...(route.body ?? route.rawBody
+        ? { requestBody: { required: true, content: { "application/json": { schema: jsonSchema((route.body ?? route.rawBody)!, "input") } } } }
+        : {}),
       responses,
     };
   }

@@ -29,14 +29,19 @@ export interface RouteDef<P extends z.ZodType = z.ZodType, Q extends z.ZodType =
   summary: string;
   description?: string;
   tags: string[];
-  /** `required`/`optional`: a Supabase access token; `none`: public; `signature`: an HMAC-signed webhook. */
-  auth: "required" | "optional" | "none" | "signature";
+  /**
+   * `required`/`optional`: a Supabase access token; `user-or-service`: that or the service-role key;
+   * `none`: public; `signature`: an HMAC-signed webhook (checked by the handler on the raw body).
+   */
+  auth: "required" | "optional" | "user-or-service" | "none" | "signature";
   params?: P;
   /** Without a query schema, any query parameter is a 400 (unless `anyQuery`). */
   query?: Q;
   /** Ignore query parameters (e.g. cache busters on an embedded badge). */
   anyQuery?: boolean;
   body?: B;
+  /** A body the handler reads raw (e.g. to check a signature first): documented, validated by the handler. */
+  rawBody?: z.ZodType;
   responses: Record<number, ResponseDoc>;
   /** Error statuses this endpoint can answer (documented as problem JSON). */
   errors: number[];
@@ -58,17 +63,19 @@ const noQuery = z.strictObject({});
 
 const where: Record<Target, string> = { param: "path", query: "query", json: "body" };
 
-/** zod failures become one 400 problem listing every issue with where it was. */
+/** A zod failure as one 400 problem listing every issue with where it was. */
+export function invalidInput(target: Target, error: z.ZodError): ApiError {
+  const errors = error.issues.map((issue) => ({
+    in: where[target],
+    path: issue.path.map(String).join(".") || "(root)",
+    message: issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message,
+  }));
+  return badRequest("invalid_request", `the request ${where[target]} is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join("; ")}`, { errors });
+}
+
 function validate(target: Target, schema: z.ZodType): MiddlewareHandler<AppEnv> {
   return zValidator(target, schema, (result) => {
-    if (!result.success) {
-      const errors = result.error.issues.map((issue) => ({
-        in: where[target],
-        path: issue.path.map(String).join(".") || "(root)",
-        message: issue.code === "unrecognized_keys" ? `unknown field(s): ${issue.keys.join(", ")}` : issue.message,
-      }));
-      throw badRequest("invalid_request", `the request ${where[target]} is not valid: ${errors.map((e) => `${e.path} ${e.message}`).join("; ")}`, { errors });
-    }
+    if (!result.success) throw invalidInput(target, result.error as z.ZodError);
   }) as unknown as MiddlewareHandler<AppEnv>;
 }
 
@@ -89,7 +96,7 @@ export function mountRoutes(app: Hono<AppEnv>, routes: readonly AnyRoute[]): voi
   for (const route of routes) {
     const honoPath = route.honoPath ?? route.path.replace(/\{(\w+)\}/g, ":$1");
     const chain: MiddlewareHandler<AppEnv>[] = [];
-    if (route.auth === "required" || route.auth === "optional") chain.push(authenticate(route.auth));
+    if (route.auth === "required" || route.auth === "optional" || route.auth === "user-or-service") chain.push(authenticate(route.auth));
     if (route.params) chain.push(validate("param", route.params));
     if (route.query) chain.push(validate("query", route.query));
     else if (!route.anyQuery) chain.push(validate("query", noQuery));

@@ -79,3 +79,21 @@ export async function jwksFetches(): Promise<number> {
   const res = await fetch(`${stack.supabaseUrl}/__gateway/stats`);
   return ((await res.json()) as { jwks: number }).jwks;
 }
+
+export const webhookSecret = "test-webhook-secret-0123456789";
+
+/** Posts a subscription event signed the way the payments service signs it. */
+export async function postSignedEvent(
+  event: Record<string, unknown> | string,
+  { secret = webhookSecret, timestamp = Math.floor(Date.now() / 1000), tamper }: { secret?: string; timestamp?: number; tamper?: (raw: string) => string } = {},
+): Promise<Response> {
+  const raw = typeof event === "string" ? event : JSON.stringify(event);
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`${timestamp}.${raw}`));
+  const signature = [...new Uint8Array(mac)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return call("/status-levels/subscriptions/events", {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-status-levels-timestamp": String(timestamp), "x-status-levels-signature": `v1=${signature}` },
+    body: tamper ? tamper(raw) : raw,
+  });
+}

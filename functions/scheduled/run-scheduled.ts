@@ -1,7 +1,15 @@
 import type { Env } from "../_shared/env.ts";
 import { log } from "../_shared/log.ts";
+import { DailyJobFailed, runDailyJob } from "./daily-job.ts";
 
-/** Entry point of the Worker's cron trigger (`0 2 * * *`). */
-export async function runScheduled(controller: ScheduledController, _env: Env): Promise<void> {
-  log("info", "scheduled trigger", { cron: controller.cron, scheduled_time: new Date(controller.scheduledTime).toISOString() });
+/** Entry point of the Worker's cron trigger (`0 2 * * *` UTC): the daily job. */
+export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
+  const runId = crypto.randomUUID();
+  const jobLog = (level: "debug" | "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}) =>
+    log(level, msg, { job: "daily", run_id: runId, cron: controller.cron, ...fields });
+  jobLog("info", "daily job started", { scheduled_time: new Date(controller.scheduledTime).toISOString() });
+  // A cron invocation may run for up to 15 minutes; stop taking new batches well before.
+  const summary = await runDailyJob(env, { log: jobLog, deadlineMs: 12 * 60_000 });
+  // Thrown after every step ran, so the platform marks this invocation as failed.
+  if (!summary.ok) throw new DailyJobFailed(summary);
 }

@@ -1,8 +1,10 @@
 import type { AnyRoute } from "../_shared/route.ts";
 import { listPendingUpgradeRequests } from "./admin/list-pending-upgrade-requests.ts";
+import { runDailyJobNow } from "./admin/run-daily-job.ts";
 import { getBadge } from "./badge/get-badge.ts";
 import { getHealth } from "./get-health.ts";
 import { getLevelCatalog } from "./levels/get-level-catalog.ts";
+import { listEmailOutbox, listNotifications, markNotificationsRead } from "./notifications/notifications.ts";
 import { openApiRoute } from "./openapi/get-openapi-document.ts";
 import { getEligibility } from "./organizations/get-eligibility.ts";
 import { getOrganizationStatus } from "./organizations/get-organization-status.ts";
@@ -10,6 +12,7 @@ import { getStatusHistory } from "./organizations/get-status-history.ts";
 import { grantStatusLevel } from "./organizations/grant-status-level.ts";
 import { listOrganizationUpgradeRequests } from "./organizations/list-organization-upgrade-requests.ts";
 import { renewStatusLevelB } from "./organizations/renew-status-level-b.ts";
+import { postSubscriptionEvent } from "./subscriptions/post-subscription-event.ts";
 import { revokeStatusLevel } from "./organizations/revoke-status-level.ts";
 import { updateStatusValidity } from "./organizations/update-status-validity.ts";
 import { createUpgradeRequest } from "./upgrade-requests/create-upgrade-request.ts";
@@ -30,6 +33,11 @@ export const routes: readonly AnyRoute[] = [
   approveUpgradeRequest,
   rejectUpgradeRequest,
   listPendingUpgradeRequests,
+  postSubscriptionEvent,
+  listNotifications,
+  markNotificationsRead,
+  runDailyJobNow,
+  listEmailOutbox,
   getLevelCatalog,
   getBadge,
   getHealth,

@@ -83,11 +83,12 @@ create table public.subscriptions (
   grace_started_at timestamptz,
   grace_until timestamptz,
   last_event_at timestamptz,
+  last_event_id text,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
-create index subscriptions_org_idx on public.subscriptions (organization_id);
-comment on column public.subscriptions.last_event_at is 'occurred_at of the last event applied: older events change nothing.';
+create index subscriptions_org_idx on public.subscriptions (organization_id, updated_at desc);
+comment on column public.subscriptions.last_event_at is 'occurred_at of the newest event applied (ties broken by last_event_id).';
 
 -- Who is calling, for policies. security definer so a policy on one table can read another
 -- without recursing through that table's own policies.

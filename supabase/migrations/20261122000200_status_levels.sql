@@ -124,16 +124,19 @@ create trigger status_level_history_no_truncate
 -- as its effect, so a replay finds it and changes nothing.
 create table public.subscription_events (
   event_id text primary key check (char_length(event_id) between 1 and 200),
-  subscription_id uuid references public.subscriptions (id),
-  provider_subscription_id text not null,
-  organization_id uuid not null,
-  status text not null,
+  subscription_id uuid not null references public.subscriptions (id) on delete cascade,
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  status text not null check (status in ('active', 'past_due', 'canceled', 'unpaid', 'incomplete')),
   occurred_at timestamptz not null,
   current_period_end timestamptz,
-  outcome text not null,
+  grace_days integer not null default 14 check (grace_days between 1 and 90),
+  source text not null default 'webhook' check (source in ('webhook', 'service')),
+  outcome text not null default 'applied' check (outcome in ('applied', 'stale')),
+  effects jsonb not null default '[]'::jsonb,
   received_at timestamptz not null default now()
 );
-create index subscription_events_subscription on public.subscription_events (provider_subscription_id, occurred_at desc);
+comment on column public.subscription_events.outcome is 'stale: older than an event already applied; recorded, and folded in without changing status or period.';
+create index subscription_events_fold on public.subscription_events (subscription_id, occurred_at, event_id);
 
 -- Expiry notices: exactly one per (level row, validity end, threshold). The validity end is part
 -- of the key so a renewed level gets its notices again for its new end date.

@@ -1,0 +1,356 @@
+-- Subscriptions drive level A.
+--
+-- Events are applied atomically: the event id is recorded (unique) in the same transaction as its
+-- effect, so a replay changes nothing. The subscription's state is the fold of all its events in
+-- provider order (occurred_at, then event id), so any delivery order and any number of replays end
+-- in the same state. The newest event decides the status; an event older than the newest applied
+-- one is recorded as `stale` and never changes the status - it can only add what the newer events
+-- rely on (the past_due that started the grace period a later cancellation keeps).
+--
+-- Entitlement: active -> A until current_period_end; past_due -> a 14-day grace period from the
+-- provider's occurred_at (a repeat in the same episode does not extend it), A until the later of the
+-- period end and the grace end; canceled/unpaid -> A until a running grace ends, otherwise revoked.
+
+create or replace function private.subscription_state(sub_id uuid)
+returns table (status text, current_period_end timestamptz, grace_started_at timestamptz, grace_until timestamptz,
+               last_event_at timestamptz, last_event_id text)
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+declare
+  e record;
+begin
+  status := null; current_period_end := null; grace_started_at := null; grace_until := null;
+  for e in
+    select * from public.subscription_events where subscription_id = sub_id order by occurred_at, event_id
+  loop
+    if e.status = 'active' then
+      current_period_end := coalesce(e.current_period_end, current_period_end);
+      grace_started_at := null;
+      grace_until := null;
+    elsif e.status = 'past_due' then
+      if status is distinct from 'past_due' or grace_started_at is null then
+        grace_started_at := e.occurred_at;
+        grace_until := e.occurred_at + make_interval(days => e.grace_days);
+      end if;
+    end if;
+    status := e.status;
+    last_event_at := e.occurred_at;
+    last_event_id := e.event_id;
+  end loop;
+  return next;
+end;
+$$;
+
+-- Until when the subscription entitles the organization to A (null: not entitled).
+create or replace function private.entitled_until(
+  status text, current_period_end timestamptz, grace_until timestamptz, as_of timestamptz default now()
+)
+returns timestamptz
+language sql
+stable
+set search_path = ''
+as $$
+  select case
+    when status = 'active' then current_period_end
+    when status = 'past_due' then greatest(current_period_end, grace_until)
+    when status in ('canceled', 'unpaid') and grace_until > as_of then grace_until
+    else null
+  end
+$$;
+
+-- Brings the organization's level A in line with the subscription; returns the effects.
+-- The caller holds the organization lock.
+create or replace function private.sync_level_a(
+  org uuid,
+  sub public.subscriptions,
+  p_event_id text,
+  grace_started boolean
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  wanted timestamptz := private.entitled_until(sub.status, sub.current_period_end, sub.grace_until);
+  current_a public.organization_status_levels;
+  effects jsonb := '[]'::jsonb;
+begin
+  perform private.expire_lapsed_levels(org);
+  select * into current_a from public.organization_status_levels
+  where organization_id = org and level = 'A' and is_active;
+
+  if wanted is not null and wanted > now() then
+    if current_a.id is null then
+      insert into public.organization_status_levels (organization_id, level, valid_until, granted_by, subscription_id)
+      values (org, 'A', wanted, null, sub.id)
+      returning * into current_a;
+      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, new_valid_until, subscription_event_id)
+      values (org, current_a.id, 'A', 'granted', null, 'subscription_' || sub.status, wanted, p_event_id);
+      effects := effects || jsonb_build_object('effect', 'granted', 'valid_until', wanted);
+    elsif current_a.valid_until is distinct from wanted or current_a.subscription_id is distinct from sub.id then
+      update public.organization_status_levels
+      set valid_until = wanted, subscription_id = sub.id, updated_at = now()
+      where id = current_a.id;
+      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, new_valid_until, subscription_event_id)
+      values (org, current_a.id, 'A', case when grace_started then 'grace_started' else 'validity_updated' end, null,
+              case when grace_started then 'payment failed: grace period until ' || to_char(sub.grace_until at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+                   else 'subscription_' || sub.status end,
+              current_a.valid_until, wanted, p_event_id);
+      effects := effects || jsonb_build_object('effect', case when grace_started then 'grace_started' else 'validity_updated' end,
+                                               'old_valid_until', current_a.valid_until, 'valid_until', wanted);
+    elsif grace_started then
+      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, new_valid_until, subscription_event_id)
+      values (org, current_a.id, 'A', 'grace_started', null,
+              'payment failed: grace period until ' || to_char(sub.grace_until at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
+              current_a.valid_until, current_a.valid_until, p_event_id);
+      effects := effects || jsonb_build_object('effect', 'grace_started', 'valid_until', current_a.valid_until);
+    end if;
+  elsif current_a.id is not null then
+    if private.revoke_level(org, 'A', 'subscription_' || sub.status, null, 'revoked', p_event_id) then
+      effects := effects || jsonb_build_object('effect', 'revoked', 'reason', 'subscription_' || sub.status);
+    end if;
+  end if;
+  return effects;
+end;
+$$;
+
+create or replace function private.apply_subscription_event(
+  p_event_id text,
+  p_provider_subscription_id text,
+  p_organization_id uuid,
+  p_status text,
+  p_occurred_at timestamptz,
+  p_current_period_end timestamptz,
+  p_grace_days integer default 14,
+  p_source text default 'webhook'
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  sub public.subscriptions;
+  state record;
+  was_newest boolean;
+  old_grace timestamptz;
+  applied_effects jsonb;
+  inserted text;
+begin
+  if p_status is null or p_status not in ('active', 'past_due', 'canceled', 'unpaid', 'incomplete') then
+    perform private.fail(400, 'invalid_status', 'status must be active, past_due, canceled, unpaid or incomplete');
+  end if;
+  if p_status = 'active' and p_current_period_end is null then
+    perform private.fail(400, 'current_period_end_required', 'an active event must carry current_period_end');
+  end if;
+  if p_occurred_at is null or p_occurred_at > now() + interval '5 minutes' then
+    perform private.fail(400, 'invalid_occurred_at', 'occurred_at must be given and not in the future');
+  end if;
+
+  perform private.lock_organization(p_organization_id);
+
+  insert into public.subscriptions (organization_id, provider_subscription_id, status, current_period_end)
+  values (p_organization_id, p_provider_subscription_id, p_status, p_current_period_end)
+  on conflict (provider_subscription_id) do nothing;
+  select * into sub from public.subscriptions where provider_subscription_id = p_provider_subscription_id for update;
+  if sub.organization_id <> p_organization_id then
+    perform private.fail(422, 'subscription_mismatch', 'this subscription belongs to another organization');
+  end if;
+
+  was_newest := sub.last_event_at is null or (p_occurred_at, p_event_id) > (sub.last_event_at, sub.last_event_id);
+  old_grace := sub.grace_started_at;
+
+  insert into public.subscription_events (event_id, subscription_id, organization_id, status, occurred_at, current_period_end, grace_days, source, outcome)
+  values (p_event_id, sub.id, p_organization_id, p_status, p_occurred_at, p_current_period_end, p_grace_days, p_source,
+          case when was_newest then 'applied' else 'stale' end)
+  on conflict (event_id) do nothing
+  returning event_id into inserted;
+  if inserted is null then
+    return jsonb_build_object('outcome', 'duplicate', 'event_id', p_event_id, 'subscription_id', sub.id, 'effects', '[]'::jsonb);
+  end if;
+
+  select * into state from private.subscription_state(sub.id);
+  update public.subscriptions
+  set status = state.status, current_period_end = state.current_period_end, grace_started_at = state.grace_started_at,
+      grace_until = state.grace_until, last_event_at = state.last_event_at, last_event_id = state.last_event_id,
+      updated_at = now()
+  where id = sub.id
+  returning * into sub;
+
+  applied_effects := private.sync_level_a(p_organization_id, sub, p_event_id,
+    sub.grace_started_at is not null and sub.grace_started_at is distinct from old_grace);
+  update public.subscription_events set effects = applied_effects where event_id = p_event_id;
+
+  return jsonb_build_object(
+    'outcome', case when was_newest then 'applied' else 'stale' end,
+    'event_id', p_event_id,
+    'organization_id', p_organization_id,
+    'subscription_id', sub.id,
+    'status', sub.status,
+    'current_period_end', sub.current_period_end,
+    'grace_until', sub.grace_until,
+    'effects', applied_effects
+  );
+end;
+$$;
+
+create or replace function private.require_system()
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if not private.is_system() then
+    perform private.fail(403, 'not_allowed', 'only the service role can call this');
+  end if;
+end;
+$$;
+
+-- Public API (service role only) ------------------------------------------------------------
+
+create or replace function public.apply_subscription_event(
+  p_event_id text,
+  p_provider_subscription_id text,
+  p_organization_id uuid,
+  p_status text,
+  p_occurred_at timestamptz,
+  p_current_period_end timestamptz default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_system();
+  if nullif(btrim(p_event_id), '') is null or char_length(p_event_id) > 200 then
+    perform private.fail(400, 'invalid_event_id', 'event_id must be 1 to 200 characters');
+  end if;
+  if nullif(btrim(p_provider_subscription_id), '') is null or char_length(p_provider_subscription_id) > 200 then
+    perform private.fail(400, 'invalid_subscription_id', 'subscription_id must be 1 to 200 characters');
+  end if;
+  return private.apply_subscription_event(p_event_id, p_provider_subscription_id, p_organization_id, p_status,
+                                          p_occurred_at, p_current_period_end);
+end;
+$$;
+comment on function public.apply_subscription_event(text, text, uuid, text, timestamptz, timestamptz) is
+  'Applies one payments-service event atomically and idempotently. Service role only.';
+
+-- The service-layer calls the original system offered, for other platform code.
+
+create or replace function public.ensure_level_a(p_organization_id uuid, p_subscription_id uuid)
+returns text
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  sub public.subscriptions;
+  until_ts timestamptz;
+begin
+  perform private.require_system();
+  perform private.lock_organization(p_organization_id);
+  perform private.expire_lapsed_levels(p_organization_id);
+  if exists (select 1 from public.organization_status_levels where organization_id = p_organization_id and level = 'A' and is_active) then
+    return 'already_active';
+  end if;
+  select * into sub from public.subscriptions where id = p_subscription_id;
+  if not found then
+    perform private.fail(404, 'subscription_not_found', format('no subscription %s', p_subscription_id));
+  end if;
+  until_ts := private.entitled_until(sub.status, sub.current_period_end, sub.grace_until);
+  if until_ts is null or until_ts <= now() then
+    perform private.fail(422, 'subscription_not_entitled', format('the subscription (%s) does not entitle the organization to level A now', sub.status));
+  end if;
+  perform private.grant_level(p_organization_id, 'A', until_ts, sub.id, null, null);
+  return 'granted';
+end;
+$$;
+
+create or replace function public.handle_subscription_status_change(
+  p_subscription_id uuid,
+  p_status text,
+  p_occurred_at timestamptz default now(),
+  p_current_period_end timestamptz default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  sub public.subscriptions;
+begin
+  perform private.require_system();
+  select * into sub from public.subscriptions where id = p_subscription_id;
+  if not found then
+    perform private.fail(404, 'subscription_not_found', format('no subscription %s', p_subscription_id));
+  end if;
+  return private.apply_subscription_event('service:' || gen_random_uuid(), sub.provider_subscription_id, sub.organization_id,
+    p_status, p_occurred_at, coalesce(p_current_period_end, case when p_status = 'active' then sub.current_period_end end), 14, 'service');
+end;
+$$;
+
+-- Starts a grace period of p_days now for the organization's current subscription (as a past_due
+-- event of the service, so the event fold keeps it). Returns when the grace ends.
+create or replace function public.start_grace_period(p_organization_id uuid, p_days integer default 14)
+returns timestamptz
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  sub public.subscriptions;
+begin
+  perform private.require_system();
+  if p_days is null or p_days < 1 or p_days > 90 then
+    perform private.fail(400, 'invalid_days', 'a grace period lasts 1 to 90 days');
+  end if;
+  select * into sub from public.subscriptions where organization_id = p_organization_id order by updated_at desc limit 1;
+  if not found then
+    perform private.fail(404, 'subscription_not_found', 'the organization has no subscription');
+  end if;
+  perform private.apply_subscription_event('service:' || gen_random_uuid(), sub.provider_subscription_id, p_organization_id,
+    'past_due', now(), null, p_days, 'service');
+  return (select grace_until from public.subscriptions where id = sub.id);
+end;
+$$;
+
+create or replace function public.is_grace_period_ended(p_organization_id uuid)
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_system();
+  return coalesce((
+    select s.status <> 'active' and s.grace_until is not null and s.grace_until <= now()
+    from public.subscriptions s
+    where s.organization_id = p_organization_id
+    order by s.updated_at desc
+    limit 1
+  ), false);
+end;
+$$;
+
+revoke all on function
+  public.apply_subscription_event(text, text, uuid, text, timestamptz, timestamptz),
+  public.ensure_level_a(uuid, uuid),
+  public.handle_subscription_status_change(uuid, text, timestamptz, timestamptz),
+  public.start_grace_period(uuid, integer),
+  public.is_grace_period_ended(uuid)
+  from public, anon, authenticated;
+grant execute on function
+  public.apply_subscription_event(text, text, uuid, text, timestamptz, timestamptz),
+  public.ensure_level_a(uuid, uuid),
+  public.handle_subscription_status_change(uuid, text, timestamptz, timestamptz),
+  public.start_grace_period(uuid, integer),
+  public.is_grace_period_ended(uuid)
+  to service_role;

@@ -1,0 +1,424 @@
+-- The daily job's steps as set-based SQL: one statement per batch, no per-row round trips from the
+-- Worker. Every step is batched (p_batch rows per call) and resumable: a run cut off half way leaves
+-- consistent rows behind and the next call picks up the rest. All of them are service-role only and
+-- take an "as of" time (backfills, tests) and an optional list of organizations (targeted re-runs).
+
+-- Work waiting to be turned into in-app notifications and e-mails (step 4).
+create table public.notification_queue (
+  id bigint generated always as identity primary key,
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  kind text not null check (kind in ('expiry_notice', 'level_expired', 'grace_ended')),
+  status_level_id uuid references public.organization_status_levels (id) on delete cascade,
+  level text not null check (level in ('A', 'B', 'C')),
+  valid_until timestamptz,
+  threshold_days integer,
+  created_at timestamptz not null default now(),
+  processed_at timestamptz
+);
+create index notification_queue_pending on public.notification_queue (id) where processed_at is null;
+alter table public.notification_queue enable row level security;
+revoke all on public.notification_queue from anon, authenticated, service_role;
+grant all on public.notification_queue to service_role;
+
+-- A lapsed A row whose subscription was in a grace period ends as grace_ended; anything else as expired.
+create or replace function private.lapse_reason(l public.organization_status_levels)
+returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select case when l.level = 'A' and exists (
+    select 1 from public.subscriptions s
+    where s.id = l.subscription_id and s.grace_until is not null and s.status <> 'active'
+  ) then 'grace_ended' else 'expired' end
+$$;
+
+-- Redefined so the inline clean-up done by grants and revokes names grace ends the same way the job does.
+create or replace function private.expire_lapsed_levels(org uuid, as_of timestamptz default now(), batch_limit integer default null)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  n integer;
+begin
+  with lapsed as (
+    select l.id, private.lapse_reason(l) as reason from public.organization_status_levels l
+    where l.is_active and l.valid_until <= as_of and (org is null or l.organization_id = org)
+    order by l.valid_until
+    limit batch_limit
+    for update of l skip locked
+  ), ended as (
+    update public.organization_status_levels l
+    set is_active = false, ended_at = l.valid_until, end_reason = lapsed.reason, updated_at = now()
+    from lapsed where l.id = lapsed.id
+    returning l.id, l.organization_id, l.level, l.valid_until, lapsed.reason
+  )
+  insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
+  select organization_id, id, level, reason, null,
+         case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
+         valid_until
+  from ended;
+  get diagnostics n = row_count;
+  return n;
+end;
+$$;
+
+-- Steps 1 and 2: lapsed rows end (expired, or grace_ended for A after a failed payment), with
+-- history and a queued notification, in one statement.
+create or replace function private.job_end_lapsed(reason text, as_of timestamptz, batch integer, orgs uuid[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  result jsonb;
+begin
+  with lapsed as (
+    select l.id from public.organization_status_levels l
+    where l.is_active and l.valid_until <= as_of
+      and (orgs is null or l.organization_id = any (orgs))
+      and private.lapse_reason(l) = reason
+    order by l.valid_until
+    limit batch
+    for update of l skip locked
+  ), ended as (
+    update public.organization_status_levels l
+    set is_active = false, ended_at = l.valid_until, end_reason = reason, updated_at = now()
+    from lapsed where l.id = lapsed.id
+    returning l.id, l.organization_id, l.level, l.valid_until
+  ), history as (
+    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
+    select organization_id, id, level, reason, null,
+           case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
+           valid_until
+    from ended
+  ), queued as (
+    insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until)
+    select organization_id, case reason when 'grace_ended' then 'grace_ended' else 'level_expired' end, id, level, valid_until
+    from ended
+  )
+  select jsonb_build_object(
+    'count', count(*),
+    'organization_ids', coalesce(jsonb_agg(distinct organization_id), '[]'::jsonb),
+    'more', count(*) >= batch
+  ) into result from ended;
+  return result;
+end;
+$$;
+
+-- Step 3: expiry notices at 60, 30, 7 and 1 days before valid_until, for B, and for A only when it
+-- will not renew by itself (the subscription is not active: grace or cancelled). For each row the
+-- most urgent due threshold is sent; higher due thresholds not yet recorded are recorded as skipped
+-- (catch-up after missed runs). The unique key makes each (row, end, threshold) happen once, also
+-- when two runs overlap: the loser of the insert race gets no row back and queues nothing.
+create or replace function private.job_expiry_notices(as_of timestamptz, batch integer, orgs uuid[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  result jsonb;
+begin
+  with candidates as (
+    select l.id, l.organization_id, l.level, l.valid_until,
+           case
+             when l.valid_until <= as_of + interval '1 day' then 1
+             when l.valid_until <= as_of + interval '7 days' then 7
+             when l.valid_until <= as_of + interval '30 days' then 30
+             else 60
+           end as urgent
+    from public.organization_status_levels l
+    left join public.subscriptions s on s.id = l.subscription_id
+    where l.is_active
+      and l.valid_until > as_of
+      and l.valid_until <= as_of + interval '60 days'
+      and (l.level = 'B' or (l.level = 'A' and s.status is distinct from 'active'))
+      and (orgs is null or l.organization_id = any (orgs))
+  ), todo as (
+    select c.* from candidates c
+    where not exists (
+      select 1 from public.expiry_notices n
+      where n.status_level_id = c.id and n.valid_until = c.valid_until and n.threshold_days = c.urgent
+    )
+    order by c.valid_until, c.id
+    limit batch
+  ), notices as (
+    insert into public.expiry_notices (status_level_id, organization_id, level, valid_until, threshold_days, state)
+    select t.id, t.organization_id, t.level, t.valid_until, d.days, case when d.days = t.urgent then 'sent' else 'skipped' end
+    from todo t
+    cross join lateral (values (60), (30), (7), (1)) as d(days)
+    where d.days >= t.urgent
+    on conflict (status_level_id, valid_until, threshold_days) do nothing
+    returning organization_id, status_level_id, level, valid_until, threshold_days, state
+  ), queued as (
+    insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until, threshold_days)
+    select organization_id, 'expiry_notice', status_level_id, level, valid_until, threshold_days
+    from notices where state = 'sent'
+  )
+  select jsonb_build_object(
+    'candidates', (select count(*) from todo),
+    'sent', count(*) filter (where state = 'sent'),
+    'skipped', count(*) filter (where state = 'skipped'),
+    'sent_by_threshold', jsonb_build_object(
+      '60', count(*) filter (where state = 'sent' and threshold_days = 60),
+      '30', count(*) filter (where state = 'sent' and threshold_days = 30),
+      '7', count(*) filter (where state = 'sent' and threshold_days = 7),
+      '1', count(*) filter (where state = 'sent' and threshold_days = 1)
+    ),
+    'more', (select count(*) from todo) >= batch
+  ) into result from notices;
+  return result;
+end;
+$$;
+
+-- The text of a notice, with dates in the organization's time zone.
+create or replace function private.render_notice(kind text, level text, valid_until timestamptz, org_name text, tz text, as_of timestamptz)
+returns table (title text, subject text, body text)
+language sql
+stable
+set search_path = ''
+as $$
+  with d as (
+    select to_char(valid_until at time zone tz, 'FMDD FMMonth YYYY') as day,
+           to_char(valid_until at time zone tz, 'FMDD FMMonth YYYY "at" HH24:MI') || ' (' || tz || ')' as moment,
+           greatest(ceil(extract(epoch from valid_until - as_of) / 86400), 1)::integer as days_left
+  )
+  select
+    case kind
+      when 'expiry_notice' then format('Level %s ends in %s day%s, on %s', level, d.days_left, case when d.days_left = 1 then '' else 's' end, d.day)
+      when 'level_expired' then format('Level %s has ended', level)
+      else 'Level A has ended: the payment did not arrive'
+    end,
+    case kind
+      when 'expiry_notice' then format('[%s] Your level %s ends in %s day%s, on %s', org_name, level, d.days_left, case when d.days_left = 1 then '' else 's' end, d.day)
+      when 'level_expired' then format('[%s] Your level %s has ended', org_name, level)
+      else format('[%s] Your level A has ended', org_name)
+    end,
+    case kind
+      when 'expiry_notice' then format(E'Hello,\n\nLevel %s of %s ends on %s.\n\n%s\n\nThe platform team', level, org_name, d.moment,
+        case level
+          when 'B' then 'To keep it, ask for a renewal (re-verification) from your status page. Renewals open 60 days before the end.'
+          else 'Your subscription will not renew by itself: update your payment details to keep level A.'
+        end)
+      when 'level_expired' then format(E'Hello,\n\nLevel %s of %s ended on %s.\n\n%s\n\nThe platform team', level, org_name, d.moment,
+        case level when 'B' then 'Ask for level B again from your status page when you are ready for a new verification.'
+                   else 'Renew your subscription to get level A back.' end)
+      else format(E'Hello,\n\nThe grace period after a failed payment ended on %s, so level A of %s has ended.\n\nUpdate your payment details to get it back.\n\nThe platform team', d.moment, org_name)
+    end
+  from d
+$$;
+
+-- Step 4a: queued work becomes in-app notifications for the organization's owners and admins and
+-- rendered e-mails in the outbox. Dedupe keys make a replayed batch harmless.
+create or replace function private.job_fan_out(as_of timestamptz, batch integer, orgs uuid[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  result jsonb;
+begin
+  with work as (
+    select q.* from public.notification_queue q
+    where q.processed_at is null and (orgs is null or q.organization_id = any (orgs))
+    order by q.id
+    limit batch
+    for update skip locked
+  ), rendered as (
+    select w.id as queue_id, w.organization_id, w.kind, w.level, w.valid_until, w.threshold_days, w.status_level_id,
+           m.user_id, u.email, t.title, t.subject, t.body
+    from work w
+    join public.organizations o on o.id = w.organization_id
+    join public.organization_members m on m.organization_id = w.organization_id and m.role in ('owner', 'admin')
+    join auth.users u on u.id = m.user_id
+    cross join lateral private.render_notice(w.kind, w.level, w.valid_until, o.name, o.time_zone, as_of) t
+  ), in_app as (
+    insert into public.notifications (user_id, organization_id, kind, title, body, data, dedupe_key)
+    select user_id, organization_id, kind, title, body,
+           jsonb_build_object('level', level, 'valid_until', valid_until, 'threshold_days', threshold_days, 'status_level_id', status_level_id),
+           'queue:' || queue_id
+    from rendered
+    on conflict (user_id, dedupe_key) do nothing
+    returning 1
+  ), mails as (
+    insert into public.email_outbox (organization_id, user_id, recipient, kind, subject, body_text, dedupe_key, next_attempt_at)
+    select organization_id, user_id, email, kind, subject, body, 'queue:' || queue_id || ':' || user_id, least(as_of, now())
+    from rendered
+    where email is not null
+    on conflict (dedupe_key) do nothing
+    returning 1
+  ), done as (
+    update public.notification_queue q set processed_at = now()
+    from work where q.id = work.id
+    returning 1
+  )
+  select jsonb_build_object(
+    'processed', (select count(*) from done),
+    'notifications', (select count(*) from in_app),
+    'emails', (select count(*) from mails),
+    'more', (select count(*) from done) >= batch
+  ) into result;
+  return result;
+end;
+$$;
+
+-- Step 4b: lease a batch of e-mails that are due (pending, or failed and due for a retry). A lease
+-- that runs out (the sender died mid-way) makes the rows claimable again.
+create or replace function private.job_claim_emails(as_of timestamptz, batch integer, lease_seconds integer, orgs uuid[])
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  result jsonb;
+begin
+  with due as (
+    select e.id from public.email_outbox e
+    where e.state in ('pending', 'failed') and e.next_attempt_at <= as_of
+      and (e.locked_until is null or e.locked_until < now())
+      and (orgs is null or e.organization_id = any (orgs))
+    order by e.next_attempt_at, e.id
+    limit batch
+    for update skip locked
+  ), leased as (
+    update public.email_outbox e
+    set locked_until = now() + make_interval(secs => lease_seconds), updated_at = now()
+    from due where e.id = due.id
+    returning e.id, e.recipient, e.subject, e.body_text, e.attempts, e.kind
+  )
+  select coalesce(jsonb_agg(jsonb_build_object('id', id, 'recipient', recipient, 'subject', subject, 'body_text', body_text,
+                                               'attempts', attempts, 'kind', kind)), '[]'::jsonb)
+  into result from leased;
+  return result;
+end;
+$$;
+
+-- Step 4b, after sending: sent rows are final; failures back off exponentially (5 min, 10, 20, ...,
+-- at most 12 h) and become `dead` after max_attempts, visible to platform admins.
+create or replace function private.job_complete_emails(results jsonb, as_of timestamptz, max_attempts integer)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  result jsonb;
+begin
+  with r as (
+    select (x ->> 'id')::uuid as id, (x ->> 'ok')::boolean as ok, x ->> 'provider_message_id' as provider_message_id,
+           left(x ->> 'error', 1000) as error
+    from jsonb_array_elements(results) x
+  ), updated as (
+    update public.email_outbox e
+    set attempts = e.attempts + 1,
+        state = case when r.ok then 'sent' when e.attempts + 1 >= max_attempts then 'dead' else 'failed' end,
+        sent_at = case when r.ok then now() end,
+        provider_message_id = case when r.ok then r.provider_message_id else e.provider_message_id end,
+        last_error = case when r.ok then e.last_error else r.error end,
+        next_attempt_at = case when r.ok then e.next_attempt_at
+                               else greatest(as_of, now()) + least(interval '5 minutes' * power(2, e.attempts), interval '12 hours') end,
+        locked_until = null,
+        updated_at = now()
+    from r
+    where e.id = r.id and e.state in ('pending', 'failed')
+    returning e.state
+  )
+  select jsonb_build_object(
+    'sent', count(*) filter (where state = 'sent'),
+    'failed', count(*) filter (where state = 'failed'),
+    'dead', count(*) filter (where state = 'dead')
+  ) into result from updated;
+  return result;
+end;
+$$;
+
+-- One entry point for the Worker: runs one batch of one step.
+create or replace function public.run_daily_job_step(
+  p_step text,
+  p_as_of timestamptz default null,
+  p_batch integer default 5000,
+  p_organization_ids uuid[] default null
+)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  as_of timestamptz := coalesce(p_as_of, now());
+begin
+  perform private.require_system();
+  if p_batch is null or p_batch < 1 or p_batch > 50000 then
+    perform private.fail(400, 'invalid_batch', 'batch must be between 1 and 50000');
+  end if;
+  case p_step
+    when 'expire' then return private.job_end_lapsed('expired', as_of, p_batch, p_organization_ids);
+    when 'end_grace' then return private.job_end_lapsed('grace_ended', as_of, p_batch, p_organization_ids);
+    when 'expiry_notices' then return private.job_expiry_notices(as_of, p_batch, p_organization_ids);
+    when 'fan_out' then return private.job_fan_out(as_of, p_batch, p_organization_ids);
+    when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 500), 120, p_organization_ids));
+    else
+      perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, fan_out or claim_emails');
+      return null;
+  end case;
+end;
+$$;
+comment on function public.run_daily_job_step(text, timestamptz, integer, uuid[]) is
+  'One batch of one daily-job step (service role). as_of: the time the job acts as of; organization_ids: limit the run to these.';
+
+create or replace function public.complete_email_deliveries(p_results jsonb, p_as_of timestamptz default null, p_max_attempts integer default 5)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_system();
+  if jsonb_typeof(p_results) is distinct from 'array' then
+    perform private.fail(400, 'invalid_results', 'results must be an array of {id, ok, provider_message_id?, error?}');
+  end if;
+  return private.job_complete_emails(p_results, coalesce(p_as_of, now()), p_max_attempts);
+end;
+$$;
+
+-- In-app notifications: a signed-in user marks theirs as read (all, or the given ones).
+create or replace function public.mark_notifications_read(p_ids uuid[] default null)
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  n integer;
+begin
+  if auth.uid() is null then
+    perform private.fail(401, 'unauthorized', 'sign in to mark notifications as read');
+  end if;
+  if p_ids is not null and cardinality(p_ids) > 500 then
+    perform private.fail(400, 'too_many_ids', 'at most 500 notifications at a time');
+  end if;
+  update public.notifications
+  set read_at = now()
+  where user_id = auth.uid() and read_at is null and (p_ids is null or id = any (p_ids));
+  get diagnostics n = row_count;
+  return n;
+end;
+$$;
+
+revoke all on function
+  public.run_daily_job_step(text, timestamptz, integer, uuid[]),
+  public.complete_email_deliveries(jsonb, timestamptz, integer),
+  public.mark_notifications_read(uuid[])
+  from public, anon, authenticated;
+grant execute on function
+  public.run_daily_job_step(text, timestamptz, integer, uuid[]),
+  public.complete_email_deliveries(jsonb, timestamptz, integer)
+  to service_role;
+grant execute on function public.mark_notifications_read(uuid[]) to authenticated;
