@@ -1,0 +1,53 @@
+import path from "node:path";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { demoOrganizations, demoUsers } from "../../scripts/stack/demo.ts";
+import { migrate, projectRoot } from "../../scripts/stack/migrate.ts";
+import { createDatabase, databaseUrl, dropDatabase } from "../../scripts/stack/postgres.ts";
+import { stack } from "../../scripts/test/node-harness.ts";
+
+/** supabase/seed.sql on a fresh database of its own: the demo `npm run dev` shows is what it says. */
+const adminUrl = databaseUrl(stack.databaseUrl, "postgres");
+const name = `${stack.databaseName}_seed`;
+let sql: postgres.Sql;
+
+beforeAll(async () => {
+  await createDatabase(adminUrl, name);
+  await migrate(databaseUrl(stack.databaseUrl, name), { seedFile: path.join(projectRoot, "supabase", "seed.sql") });
+  sql = postgres(databaseUrl(stack.databaseUrl, name), { max: 2, onnotice: () => {} });
+}, 60_000);
+
+afterAll(async () => {
+  await sql?.end({ timeout: 2 });
+  await dropDatabase(adminUrl, name);
+});
+
+const level = async (org: string) => (await sql`select public.get_current_status_level(${org}) as l`)[0]!.l as string;
+const criteria = async (org: string) => (await sql`select public.check_level_c_criteria(${org}) as c`)[0]!.c as Record<string, any>;
+
+describe("supabase/seed.sql", () => {
+  it("has organizations at each level", async () => {
+    expect(await level(demoOrganizations.harborRoasters)).toBe("C");
+    expect(await level(demoOrganizations.alpineDairy)).toBe("B");
+    expect(await level(demoOrganizations.meadowBakery)).toBe("B");
+    expect(await level(demoOrganizations.copperKettle)).toBe("A");
+    expect(await level(demoOrganizations.newLeafFarm)).toBe("0");
+  });
+
+  it("has one organization eligible for C and one 3 reviews short", async () => {
+    expect((await criteria(demoOrganizations.alpineDairy)).eligible).toBe(true);
+    const meadow = await criteria(demoOrganizations.meadowBakery);
+    expect(meadow.eligible).toBe(false);
+    expect(meadow.criteria.reviews_last_12_months).toMatchObject({ value: 12, met: false, missing: "3 more published reviews in the last 12 months" });
+  });
+
+  it("has a grace period running, a pending renewal request and a history", async () => {
+    const [sub] = await sql`select status, grace_until from public.subscriptions where provider_subscription_id = 'sub_demo_riverbend'`;
+    expect(sub!.status).toBe("past_due");
+    expect(sub!.grace_until.getTime()).toBeGreaterThan(Date.now());
+    const pending = await sql`select requested_level, requested_by from public.upgrade_requests where status = 'pending'`;
+    expect(pending.map((r) => r.requested_level)).toEqual(["B"]);
+    const history = await sql`select count(*)::int as n from public.status_level_history where actor_id = ${demoUsers.platformAdmin.id}`;
+    expect(history[0]!.n).toBe(4);
+  });
+});
