@@ -69,7 +69,7 @@ create table public.upgrade_requests (
   constraint evidence_urls_bounded check (cardinality(evidence_urls) <= 10),
   constraint evidence_urls_https check (private.all_https_urls(evidence_urls)),
   constraint decided_requests_have_time check ((status = 'pending') = (decided_at is null)),
-  constraint rejections_have_a_note check (status <> 'rejected' or nullif(btrim(decision_note), '') is not null)
+  constraint rejections_have_a_note check (status <> 'rejected' or decision_note ~ '\S')
 );
 comment on column public.upgrade_requests.decided_by is 'Who approved, rejected or cancelled it.';
 

@@ -158,9 +158,25 @@ as $$
   ) end
 $$;
 
--- Rows whose validity ended but whose flag is still set: flipped, with an `expired` history row.
--- org null = every organization (the daily job); limit bounds one batch.
-create or replace function private.expire_lapsed_levels(org uuid, as_of timestamptz default now(), batch_limit integer default null)
+-- A lapsed A row whose subscription was in a grace period ends as grace_ended; anything else as expired.
+create or replace function private.lapse_reason(l public.organization_status_levels)
+returns text
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select case when l.level = 'A' and exists (
+    select 1 from public.subscriptions s
+    where s.id = l.subscription_id and s.grace_until is not null and s.status <> 'active'
+  ) then 'grace_ended' else 'expired' end
+$$;
+
+-- One organization's rows whose validity ended but whose flag is still set: flipped, with an
+-- `expired` (or `grace_ended`) history row. Called by every writer under the organization lock
+-- before it looks at what is active. It waits for a row the daily job is ending at the same moment
+-- (no skip locked): re-checked after that commit, the row is no longer active and is left alone.
+create or replace function private.expire_lapsed_levels(org uuid, as_of timestamptz default now())
 returns integer
 language plpgsql
 security definer
@@ -170,19 +186,20 @@ declare
   n integer;
 begin
   with lapsed as (
-    select id from public.organization_status_levels
-    where is_active and valid_until <= as_of and (org is null or organization_id = org)
-    order by valid_until
-    limit batch_limit
-    for update skip locked
-  ), expired as (
+    select l.id, private.lapse_reason(l) as reason from public.organization_status_levels l
+    where l.organization_id = org and l.is_active and l.valid_until <= as_of
+    for update of l
+  ), ended as (
     update public.organization_status_levels l
-    set is_active = false, ended_at = l.valid_until, end_reason = 'expired', updated_at = now()
+    set is_active = false, ended_at = l.valid_until, end_reason = lapsed.reason, updated_at = now()
     from lapsed where l.id = lapsed.id
-    returning l.id, l.organization_id, l.level, l.valid_until
+    returning l.id, l.organization_id, l.level, l.valid_until, lapsed.reason
   )
   insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
-  select organization_id, id, level, 'expired', null, 'the validity period ended', valid_until from expired;
+  select organization_id, id, level, reason, null,
+         case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
+         valid_until
+  from ended;
   get diagnostics n = row_count;
   return n;
 end;
@@ -335,7 +352,7 @@ begin
   perform private.expire_lapsed_levels(org);
 
   select * into existing from public.organization_status_levels
-  where organization_id = org and level = p_level and is_active;
+  where organization_id = org and level = p_level and is_active and (valid_until is null or valid_until > now());
   if found then
     perform private.fail(409, 'level_already_active',
       format('level %s is already active for this organization%s', p_level,
@@ -450,15 +467,18 @@ begin
   perform private.lock_organization(org);
   perform private.expire_lapsed_levels(org);
   select * into current_b from public.organization_status_levels
-  where organization_id = org and level = 'B' and is_active;
+  where organization_id = org and level = 'B' and is_active and valid_until > now();
   if not found then
     perform private.fail(404, 'level_not_active', 'there is no active level B to renew; grant it instead');
   end if;
   update public.organization_status_levels
   set valid_until = now() + interval '18 months', last_verified_at = now(),
       notes = coalesce(p_notes, notes), updated_at = now()
-  where id = current_b.id
+  where id = current_b.id and is_active
   returning * into renewed;
+  if not found then
+    perform private.fail(404, 'level_not_active', 'there is no active level B to renew; grant it instead');
+  end if;
   insert into public.status_level_history (organization_id, status_level_id, upgrade_request_id, level, action, actor_id, notes, old_valid_until, new_valid_until)
   values (org, renewed.id, p_request_id, 'B', 'renewed', p_actor, p_notes, current_b.valid_until, renewed.valid_until);
   return renewed;
@@ -575,7 +595,7 @@ as $$
 begin
   perform private.require_level(p_level);
   perform private.require_level_admin(p_level);
-  if nullif(btrim(p_reason), '') is null then
+  if p_reason is null or p_reason !~ '\S' then
     perform private.fail(400, 'reason_required', 'say why the level is revoked (reason)');
   end if;
   if char_length(p_reason) > 2000 then
@@ -626,14 +646,17 @@ begin
   perform private.lock_organization(p_organization_id);
   perform private.expire_lapsed_levels(p_organization_id);
   select * into current_row from public.organization_status_levels
-  where organization_id = p_organization_id and level = p_level and is_active;
+  where organization_id = p_organization_id and level = p_level and is_active and (valid_until is null or valid_until > now());
   if not found then
     perform private.fail(404, 'level_not_active', format('there is no active level %s to change', p_level));
   end if;
   update public.organization_status_levels
   set valid_until = p_valid_until, updated_at = now()
-  where id = current_row.id
+  where id = current_row.id and is_active
   returning * into updated;
+  if not found then
+    perform private.fail(404, 'level_not_active', format('there is no active level %s to change', p_level));
+  end if;
   insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, new_valid_until)
   values (p_organization_id, updated.id, p_level, 'validity_updated', private.actor(), p_reason, current_row.valid_until, p_valid_until);
   return private.level_json(updated, true);

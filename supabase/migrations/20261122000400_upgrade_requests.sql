@@ -86,10 +86,10 @@ begin
   end if;
 
   select * into current_b from public.organization_status_levels
-  where organization_id = p_organization_id and level = 'B' and is_active;
+  where organization_id = p_organization_id and level = 'B' and is_active and valid_until > now();
 
   if p_requested_level = 'C' then
-    if exists (select 1 from public.organization_status_levels where organization_id = p_organization_id and level = 'C' and is_active) then
+    if exists (select 1 from public.organization_status_levels where organization_id = p_organization_id and level = 'C' and is_active and valid_until is null) then
       perform private.fail(409, 'level_already_active', 'level C is already active for this organization');
     end if;
     if current_b.id is null then
@@ -190,7 +190,7 @@ begin
   if not private.is_platform_admin() then
     perform private.fail(403, 'not_allowed', 'only platform admins can reject upgrade requests');
   end if;
-  if nullif(btrim(p_note), '') is null then
+  if p_note is null or p_note !~ '\S' then
     perform private.fail(400, 'decision_note_required', 'a rejection needs a note that tells the organization why');
   end if;
   if char_length(p_note) > 2000 then

@@ -81,7 +81,7 @@ declare
 begin
   perform private.expire_lapsed_levels(org);
   select * into current_a from public.organization_status_levels
-  where organization_id = org and level = 'A' and is_active;
+  where organization_id = org and level = 'A' and is_active and valid_until > now();
 
   if wanted is not null and wanted > now() then
     if current_a.id is null then
@@ -256,7 +256,8 @@ begin
   perform private.require_system();
   perform private.lock_organization(p_organization_id);
   perform private.expire_lapsed_levels(p_organization_id);
-  if exists (select 1 from public.organization_status_levels where organization_id = p_organization_id and level = 'A' and is_active) then
+  if exists (select 1 from public.organization_status_levels
+             where organization_id = p_organization_id and level = 'A' and is_active and valid_until > now()) then
     return 'already_active';
   end if;
   select * into sub from public.subscriptions where id = p_subscription_id;
