@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
@@ -41,17 +41,7 @@ export function createApp(): Hono<AppEnv> {
     );
   });
 
-  app.use("*", (c, next) => {
-    const allowed = allowedOrigins(c.env.CORS_ALLOWED_ORIGINS);
-    return cors({
-      origin: (origin) => (allowed === "*" ? "*" : allowed.includes(origin) ? origin : null),
-      allowMethods: ["GET", "POST", "OPTIONS"],
-      allowHeaders: ["authorization", "content-type", "x-request-id", "if-none-match"],
-      exposeHeaders: ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count", "ratelimit-limit", "ratelimit-remaining"],
-      credentials: true,
-      maxAge: 600,
-    })(c, next);
-  });
+  app.use("*", (c, next) => corsFor(c.env.CORS_ALLOWED_ORIGINS)(c, next));
 
   // Fail fast and clearly on missing bindings, before any handler touches them.
   app.use("*", async (c, next) => {
@@ -97,6 +87,27 @@ export function createApp(): Hono<AppEnv> {
   mountRoutes(api, allRoutes);
   app.route("/status-levels", api);
   return app;
+}
+
+// One CORS middleware per distinct setting (in practice one per isolate), not one per request.
+const corsMiddlewares = new Map<string, MiddlewareHandler<AppEnv>>();
+
+function corsFor(setting: string | undefined): MiddlewareHandler<AppEnv> {
+  const key = setting ?? "";
+  let middleware = corsMiddlewares.get(key);
+  if (!middleware) {
+    const allowed = allowedOrigins(key);
+    middleware = cors({
+      origin: (origin) => (allowed === "*" ? "*" : allowed.includes(origin) ? origin : null),
+      allowMethods: ["GET", "POST", "OPTIONS"],
+      allowHeaders: ["authorization", "content-type", "x-request-id", "if-none-match"],
+      exposeHeaders: ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count", "ratelimit-limit", "ratelimit-remaining"],
+      credentials: true,
+      maxAge: 600,
+    });
+    corsMiddlewares.set(key, middleware);
+  }
+  return middleware;
 }
 
 function allowedOrigins(setting: string | undefined): string[] | "*" {

@@ -4,6 +4,7 @@ import type { AppEnv } from "./app-env.ts";
 import { config } from "./env.ts";
 import { constantTimeEqual } from "./crypto.ts";
 import { ApiError, dependencyDown, unauthorized } from "./errors.ts";
+import { cachedVerification, rememberVerification } from "./token-cache.ts";
 
 /** A verified signed-in user. The token goes on to Supabase so RLS decides what they may do. */
 export interface Caller {
@@ -36,6 +37,9 @@ function keySet(supabaseUrl: string, timeoutMs: number) {
  */
 export async function verifyAccessToken(env: AppEnv["Bindings"], token: string): Promise<Caller> {
   const cfg = config(env);
+  const known = cachedVerification<Caller & { secret: string | undefined }>(token);
+  // A token verified with the HS256 secret stays valid only while that secret is configured.
+  if (known && known.secret === cfg.SUPABASE_JWT_SECRET) return { userId: known.userId, email: known.email, token };
   let alg: string | undefined;
   try {
     alg = decodeProtectedHeader(token).alg;
@@ -61,7 +65,9 @@ export async function verifyAccessToken(env: AppEnv["Bindings"], token: string):
   if (payload.role !== "authenticated" || typeof payload.sub !== "string" || !uuidPattern.test(payload.sub)) {
     throw unauthorized("the token is not a signed-in user's access token");
   }
-  return { userId: payload.sub.toLowerCase(), email: typeof payload.email === "string" ? payload.email : null, token };
+  const caller: Caller = { userId: payload.sub.toLowerCase(), email: typeof payload.email === "string" ? payload.email : null, token };
+  rememberVerification(token, { ...caller, secret: cfg.SUPABASE_JWT_SECRET }, payload.exp!);
+  return caller;
 }
 
 function toAuthError(error: unknown): ApiError {
