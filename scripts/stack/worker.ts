@@ -32,10 +32,13 @@ export async function startWorker({
   vars,
   port,
   inheritOutput = false,
+  logLevel = inheritOutput ? "info" : "warn",
 }: {
   vars: Record<string, string>;
   port?: number;
   inheritOutput?: boolean;
+  /** wrangler's own request log costs CPU per request: quiet unless someone reads it. */
+  logLevel?: "info" | "warn" | "error";
 }): Promise<RunningWorker> {
   const listenPort = port ?? (await freePort());
   const dir = await mkdtemp(path.join(os.tmpdir(), "status-levels-worker-"));
@@ -46,7 +49,7 @@ export async function startWorker({
     path.join(projectRoot, "node_modules", ".bin", "wrangler"),
     [
       "dev", "--ip", "127.0.0.1", "--port", String(listenPort), "--test-scheduled", "--env-file", varsFile,
-      "--show-interactive-dev-session=false", "--persist-to", path.join(dir, "state"),
+      "--show-interactive-dev-session=false", "--persist-to", path.join(dir, "state"), "--log-level", logLevel,
     ],
     {
       cwd: projectRoot,
