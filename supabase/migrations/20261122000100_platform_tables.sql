@@ -142,10 +142,34 @@ as $$
   )
 $$;
 
-revoke all on function private.is_platform_admin(), private.org_role(uuid), private.is_org_member(uuid),
-  private.can_manage_org(uuid), private.is_valid_time_zone(text) from public;
-grant execute on function private.is_platform_admin(), private.org_role(uuid), private.is_org_member(uuid),
-  private.can_manage_org(uuid), private.is_valid_time_zone(text) to anon, authenticated, service_role;
+-- Functions of `private` are internal steps of the security-definer API functions, several without
+-- any check of their own (private.revoke_level, ...). Postgres grants EXECUTE on every new function
+-- to PUBLIC, and `alter default privileges in schema ...` cannot take that back, so each migration
+-- that creates a function in `private` ends with `select private.seal_functions();`: it revokes
+-- EXECUTE from PUBLIC and the API roles on all of them and gives it back only to the helpers that
+-- policies and check constraints call as the caller. supabase/tests/rls-matrix.test.ts fails when a
+-- migration forgets.
+create or replace function private.seal_functions()
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+  f regprocedure;
+begin
+  execute 'revoke execute on all functions in schema private from public, anon, authenticated';
+  for f in
+    select p.oid::regprocedure from pg_proc p
+    where p.pronamespace = 'private'::regnamespace
+      and p.proname in ('is_platform_admin', 'org_role', 'is_org_member', 'can_manage_org',
+                        'is_valid_time_zone', 'all_https_urls')
+  loop
+    execute format('grant execute on function %s to anon, authenticated, service_role', f);
+  end loop;
+end
+$$;
+
+select private.seal_functions();
 
 -- Read-only through the API: members read their organization's rows, platform admins read all.
 -- Writes belong to the platform (service role) - no insert/update/delete policy, so denied.

@@ -297,3 +297,6 @@ grant all on public.organization_status_levels, public.upgrade_requests, public.
 grant select, insert on public.status_level_history to service_role;
 revoke all on private.review_daily_stats from anon, authenticated, service_role;
 grant select on private.review_daily_stats to service_role;
+
+-- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+select private.seal_functions();

@@ -4,8 +4,6 @@
 -- raises stable errors: SQLSTATE PTxxx (PostgREST answers HTTP xxx) with the message
 -- "<code>: <what happened and what to do>".
 
-alter default privileges in schema private revoke execute on functions from public;
-grant execute on function private.all_https_urls(text[]) to anon, authenticated, service_role;
 
 create or replace function private.fail(http_status integer, code text, message text, hint text default null)
 returns void
@@ -737,3 +735,6 @@ grant execute on function
   public.update_status_validity(uuid, text, timestamptz, text),
   public.get_status_level_history(uuid, integer, integer)
   to authenticated, service_role;
+
+-- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+select private.seal_functions();

@@ -296,3 +296,6 @@ grant execute on function
   public.list_upgrade_requests(uuid, text, integer, integer),
   public.list_pending_upgrade_requests(integer, integer)
   to authenticated, service_role;
+
+-- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+select private.seal_functions();

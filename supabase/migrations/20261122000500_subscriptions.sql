@@ -355,3 +355,6 @@ grant execute on function
   public.start_grace_period(uuid, integer),
   public.is_grace_period_ended(uuid)
   to service_role;
+
+-- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+select private.seal_functions();
