@@ -8,8 +8,14 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
   const jobLog = (level: "debug" | "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}) =>
     log(level, msg, { job: "daily", run_id: runId, cron: controller.cron, ...fields });
   jobLog("info", "daily job started", { scheduled_time: new Date(controller.scheduledTime).toISOString() });
-  // A cron invocation may run for up to 15 minutes; stop taking new batches well before.
-  const summary = await runDailyJob(env, { log: jobLog, deadlineMs: 12 * 60_000 });
+  // The run acts as of the time it was scheduled for (02:00 UTC), not whenever the platform got
+  // round to starting it, so what is due does not depend on a late start and a run can be
+  // replayed. A cron invocation may run for up to 15 minutes; stop taking new batches well before.
+  const summary = await runDailyJob(env, {
+    log: jobLog,
+    asOf: new Date(controller.scheduledTime).toISOString(),
+    deadlineMs: 12 * 60_000,
+  });
   // Thrown after every step ran, so the platform marks this invocation as failed.
   if (!summary.ok) throw new DailyJobFailed(summary);
 }

@@ -8,7 +8,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..")
 export default defineConfig({
   root,
   test: {
-    globalSetup: ["scripts/test/global-setup.ts"],
+    globalSetup: ["scripts/test/global-setup.ts", "scripts/test/email-server-setup.ts"],
     projects: [
       {
         extends: true,

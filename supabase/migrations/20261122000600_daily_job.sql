@@ -20,6 +20,44 @@ alter table public.notification_queue enable row level security;
 revoke all on public.notification_queue from anon, authenticated, service_role;
 grant all on public.notification_queue to service_role;
 
+-- The inline lapse (private.expire_lapsed_levels, run by every level change of one organization
+-- before it looks at the current levels) ends rows exactly as the job does, so it queues the same
+-- notification: a level that lapses between two runs of the job is still announced once, whoever
+-- ends it. Redefined here because the queue only exists from this migration on.
+create or replace function private.expire_lapsed_levels(org uuid, as_of timestamptz default now())
+returns integer
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  n integer;
+begin
+  with lapsed as (
+    select l.id, private.lapse_reason(l) as reason from public.organization_status_levels l
+    where l.organization_id = org and l.is_active and l.valid_until <= as_of
+    for update of l
+  ), ended as (
+    update public.organization_status_levels l
+    set is_active = false, ended_at = l.valid_until, end_reason = lapsed.reason, updated_at = now()
+    from lapsed where l.id = lapsed.id
+    returning l.id, l.organization_id, l.level, l.valid_until, lapsed.reason
+  ), history as (
+    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
+    select organization_id, id, level, reason, null,
+           case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
+           valid_until
+    from ended
+  ), queued as (
+    insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until)
+    select organization_id, case reason when 'grace_ended' then 'grace_ended' else 'level_expired' end, id, level, valid_until
+    from ended
+  )
+  select count(*) into n from ended;
+  return n;
+end;
+$$;
+
 -- Steps 1 and 2: lapsed rows end (expired, or grace_ended for A after a failed payment), with
 -- history and a queued notification, in one statement.
 create or replace function private.job_end_lapsed(reason text, as_of timestamptz, batch integer, orgs uuid[])
@@ -223,7 +261,9 @@ end;
 $$;
 
 -- Step 4b: lease a batch of e-mails that are due (pending, or failed and due for a retry). A lease
--- that runs out (the sender died mid-way) makes the rows claimable again.
+-- that runs out (the sender died mid-way) makes the rows claimable again. The lease (600 s) is
+-- longer than the worst case of one batch: 200 e-mails, 8 at a time, each cut off after 10 s, is
+-- 250 s; a shorter lease would let an overlapping run claim and send the same e-mails again.
 create or replace function private.job_claim_emails(as_of timestamptz, batch integer, lease_seconds integer, orgs uuid[])
 returns jsonb
 language plpgsql
@@ -317,7 +357,7 @@ begin
     when 'end_grace' then return private.job_end_lapsed('grace_ended', as_of, p_batch, p_organization_ids);
     when 'expiry_notices' then return private.job_expiry_notices(as_of, p_batch, p_organization_ids);
     when 'fan_out' then return private.job_fan_out(as_of, p_batch, p_organization_ids);
-    when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 500), 120, p_organization_ids));
+    when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 200), 600, p_organization_ids));
     else
       perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, fan_out or claim_emails');
       return null;
@@ -376,3 +416,6 @@ grant execute on function
   public.complete_email_deliveries(jsonb, timestamptz, integer)
   to service_role;
 grant execute on function public.mark_notifications_read(uuid[]) to authenticated;
+
+-- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+select private.seal_functions();

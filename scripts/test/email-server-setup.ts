@@ -1,0 +1,14 @@
+import type { TestProject } from "vitest/node";
+import { startEmailServer } from "./email-server.ts";
+import "./provided-email.ts";
+
+/**
+ * Starts the recording e-mail API once for the run and hands its URLs to both test projects
+ * (handler tests in workerd reach it over HTTP). Tests filter what it recorded by their own
+ * recipients, so they run in parallel.
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const server = await startEmailServer();
+  project.provide("emailServer", { url: server.url, controlUrl: server.controlUrl });
+  return () => server.stop();
+}
