@@ -12,24 +12,29 @@ import { projectRoot } from "./stack/migrate.ts";
 
 const budgetKiB = 250;
 
+/** Writes the Worker bundle as `wrangler deploy` builds it (minified) into `outdir` (index.js). */
+export async function buildBundle(outdir: string): Promise<void> {
+  await promisify(execFile)(
+    path.join(projectRoot, "node_modules", ".bin", "wrangler"),
+    ["deploy", "--dry-run", "--minify", "--outdir", outdir],
+    {
+      cwd: projectRoot,
+      env: {
+        ...process.env,
+        WRANGLER_SEND_METRICS: "false",
+        CLOUDFLARE_CF_FETCH_ENABLED: "false",
+        WRANGLER_HIDE_BANNER: "true",
+        XDG_CONFIG_HOME: path.join(outdir, "config"),
+      },
+      timeout: 120_000,
+    },
+  );
+}
+
 export async function measureBundle(): Promise<{ minifiedKiB: number; gzipKiB: number }> {
   const outdir = await mkdtemp(path.join(os.tmpdir(), "status-levels-bundle-"));
   try {
-    await promisify(execFile)(
-      path.join(projectRoot, "node_modules", ".bin", "wrangler"),
-      ["deploy", "--dry-run", "--minify", "--outdir", outdir],
-      {
-        cwd: projectRoot,
-        env: {
-          ...process.env,
-          WRANGLER_SEND_METRICS: "false",
-          CLOUDFLARE_CF_FETCH_ENABLED: "false",
-          WRANGLER_HIDE_BANNER: "true",
-          XDG_CONFIG_HOME: path.join(outdir, "config"),
-        },
-        timeout: 120_000,
-      },
-    );
+    await buildBundle(outdir);
     const js = (await readdir(outdir)).filter((f) => f.endsWith(".js"));
     const code = Buffer.concat(await Promise.all(js.map((f) => readFile(path.join(outdir, f)))));
     return { minifiedKiB: code.length / 1024, gzipKiB: gzipSync(code, { level: 9 }).length / 1024 };

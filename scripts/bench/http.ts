@@ -1,10 +1,11 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
+import { Miniflare } from "miniflare";
 import postgres from "postgres";
-import { measureBundle } from "../bundle-check.ts";
+import { buildBundle, measureBundle } from "../bundle-check.ts";
 import type { StackInfo } from "../stack/stack-info.ts";
 import { userToken } from "../stack/tokens.ts";
 import { projectRoot } from "../stack/migrate.ts";
@@ -59,6 +60,35 @@ async function startProbeWorker(target: string, token: string): Promise<RunningW
   return { url, stop: proc.stop };
 }
 
+/**
+ * The same Worker bundle (`wrangler deploy --dry-run --minify`) in workerd through Miniflare, with
+ * none of wrangler dev's tooling. wrangler dev attaches DevTools to the runtime with the Network
+ * domain enabled, so every subrequest sends events to wrangler's Node process; that costs about
+ * eight times what the subrequest itself costs here, and a deployed Worker pays none of it.
+ */
+async function startWorkerd(vars: Record<string, string>): Promise<RunningWorker> {
+  const outdir = await mkdtemp(path.join(os.tmpdir(), "status-levels-workerd-"));
+  await buildBundle(outdir);
+  const port = await freePort();
+  const mf = new Miniflare({
+    // Listed, not located: Miniflare's locator refuses the bundle's computed dynamic import.
+    modules: [{ type: "ESModule", path: path.join(outdir, "index.js") }],
+    modulesRoot: outdir,
+    compatibilityDate: "2026-05-01",
+    bindings: vars,
+    host: "127.0.0.1",
+    port,
+  });
+  await mf.ready;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      await mf.dispose();
+      await rm(outdir, { recursive: true, force: true });
+    },
+  };
+}
+
 export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions): Promise<string> {
   const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
   const orgId = crypto.randomUUID();
@@ -82,6 +112,11 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     workers.push(cached);
     const uncached = await startWorker({ vars: workerVars(stack, { CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false", LOG_LEVEL: "error" }) });
     workers.push(uncached);
+    progress("starting the same Worker twice in workerd without wrangler dev (Miniflare)");
+    const bareCached = await startWorkerd(workerVars(stack, { CACHE_KEY_PREFIX: prefix, LOG_LEVEL: "error" }));
+    workers.push(bareCached);
+    const bareUncached = await startWorkerd(workerVars(stack, { CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false", LOG_LEVEL: "error" }));
+    workers.push(bareUncached);
 
     const counters = async () => {
       const db = (await (await fetch(`${stack.supabaseUrl}/__gateway/stats?subject=${memberId}`)).json()) as { total: number };
@@ -117,7 +152,7 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     const statusPath = `/status-levels/organizations/${orgId}`;
     const headers = { authorization: `Bearer ${token}` };
     // Warm every path once (JIT, connection pools, JWKS, the cache entry of the hit run).
-    for (const url of [`${cached.url}${statusPath}`, `${uncached.url}${statusPath}`]) {
+    for (const url of [cached, uncached, bareCached, bareUncached].map((w) => `${w.url}${statusPath}`)) {
       for (let i = 0; i < 50; i++) await (await fetch(url, { headers })).arrayBuffer();
     }
     const probe = await startProbeWorker(`${stack.redisRestUrl}/pipeline`, stack.redisRestToken);
@@ -134,10 +169,12 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     const miss = await run("Worker GET status, cache disabled (miss)", { url: `${uncached.url}${statusPath}`, headers });
     const floorNone = await run("floor: this Worker, no subrequest (GET /levels)", { url: `${cached.url}/status-levels/levels` });
     const floorFetch = await run("floor: minimal Worker, one raw fetch to Upstash", { url: `${probe.url}/fetch` });
+    const bareHit = await run("workerd without wrangler dev: GET status, cache hit", { url: `${bareCached.url}${statusPath}`, headers });
+    const bareMiss = await run("workerd without wrangler dev: GET status, cache disabled", { url: `${bareUncached.url}${statusPath}`, headers });
 
     progress("bundle size (wrangler deploy --dry-run --minify)");
     const bundle = await measureBundle();
-    const rows = [baseline, hit, miss, floorNone, floorFetch].map((r, i) => [
+    const rows = [baseline, hit, miss, floorNone, floorFetch, bareHit, bareMiss].map((r, i) => [
       r.name,
       r.rps,
       r.p50,
@@ -146,14 +183,15 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       format(r.dbPerRequest),
       format(r.redisPerRequest),
       r.non2xx,
-      ["", ">= 1.0x, 0 DB", ">= 0.7x, 1 DB", "", ""][i]!,
+      ["", ">= 1.0x, 0 DB", ">= 0.7x, 1 DB", "", "", ">= 1.0x, 0 DB", ">= 0.7x, 1 DB"][i]!,
     ]);
     return [
       table(["scenario", "req/s", "p50 ms", "p99 ms", "vs baseline", "DB trips/req", "Redis trips/req", "errors", "target"], rows),
       "",
       `Worker bundle: ${format(bundle.minifiedKiB)} KiB minified, ${format(bundle.gzipKiB)} KiB gzip (target < 250 KiB gzip).`,
       `Load: the autocannon CLI in its own process, ${options.connections} connections, ${options.durationSeconds} s per scenario, one machine (load generator, wrangler, workerd, PostgREST, Postgres, Redis share its cores).`,
-      `The floors show what \`wrangler dev\` itself costs here: a hit makes one subrequest (Upstash), and a minimal Worker doing nothing but one fetch reaches ${format(floorFetch.rps)} req/s (hit/floor ${format(hit.rps / floorFetch.rps)}x); each subrequest also costs CPU in wrangler's own Node process, not only in workerd.`,
+      `The floors show what \`wrangler dev\` itself costs here: a hit makes one subrequest (Upstash), and a minimal Worker doing nothing but one fetch reaches ${format(floorFetch.rps)} req/s (hit/floor ${format(hit.rps / floorFetch.rps)}x); each subrequest also costs CPU in wrangler's own Node process (its DevTools proxy enables the Network domain), not only in workerd.`,
+      `Without wrangler dev (the same minified bundle in workerd through Miniflare): cache hit ${format(bareHit.rps)} req/s (${format(bareHit.rps / baseline.rps)}x the baseline), cache disabled ${format(bareMiss.rps)} req/s (${format(bareMiss.rps / baseline.rps)}x).`,
     ].join("\n");
   } finally {
     for (const w of workers) await w.stop();
