@@ -116,7 +116,6 @@ export type Database = {
       expiry_notices: {
         Row: {
           created_at: string
-          id: number
           level: string
           organization_id: string
           state: string
@@ -126,7 +125,6 @@ export type Database = {
         }
         Insert: {
           created_at?: string
-          id?: never
           level: string
           organization_id: string
           state: string
@@ -136,7 +134,6 @@ export type Database = {
         }
         Update: {
           created_at?: string
-          id?: never
           level?: string
           organization_id?: string
           state?: string
@@ -144,22 +141,7 @@ export type Database = {
           threshold_days?: number
           valid_until?: string
         }
-        Relationships: [
-          {
-            foreignKeyName: "expiry_notices_organization_id_fkey"
-            columns: ["organization_id"]
-            isOneToOne: false
-            referencedRelation: "organizations"
-            referencedColumns: ["id"]
-          },
-          {
-            foreignKeyName: "expiry_notices_status_level_id_fkey"
-            columns: ["status_level_id"]
-            isOneToOne: false
-            referencedRelation: "organization_status_levels"
-            referencedColumns: ["id"]
-          },
-        ]
+        Relationships: []
       }
       notification_queue: {
         Row: {
@@ -169,7 +151,7 @@ export type Database = {
           level: string
           organization_id: string
           processed_at: string | null
-          status_level_id: string | null
+          status_level_id: string
           threshold_days: number | null
           valid_until: string | null
         }
@@ -180,7 +162,7 @@ export type Database = {
           level: string
           organization_id: string
           processed_at?: string | null
-          status_level_id?: string | null
+          status_level_id: string
           threshold_days?: number | null
           valid_until?: string | null
         }
@@ -191,26 +173,11 @@ export type Database = {
           level?: string
           organization_id?: string
           processed_at?: string | null
-          status_level_id?: string | null
+          status_level_id?: string
           threshold_days?: number | null
           valid_until?: string | null
         }
-        Relationships: [
-          {
-            foreignKeyName: "notification_queue_organization_id_fkey"
-            columns: ["organization_id"]
-            isOneToOne: false
-            referencedRelation: "organizations"
-            referencedColumns: ["id"]
-          },
-          {
-            foreignKeyName: "notification_queue_status_level_id_fkey"
-            columns: ["status_level_id"]
-            isOneToOne: false
-            referencedRelation: "organization_status_levels"
-            referencedColumns: ["id"]
-          },
-        ]
+        Relationships: []
       }
       notifications: {
         Row: {
@@ -797,6 +764,7 @@ export type Database = {
       }
       run_daily_job_step: {
         Args: {
+          p_after?: Json
           p_as_of?: string
           p_batch?: number
           p_organization_ids?: string[]

@@ -1,6 +1,7 @@
 import type { LogFn } from "../_shared/app-env.ts";
 import { invalidateOrganizations } from "../_shared/cache.ts";
 import type { Env } from "../_shared/env.ts";
+import type { Json } from "../_shared/database.types.ts";
 import { callRpc } from "../_shared/rpc.ts";
 import { supabaseAsService, type Db } from "../_shared/supabase.ts";
 import { sendEmail, type OutgoingEmail, type SendResult } from "./email-sender.ts";
@@ -85,12 +86,16 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
 
   const expire = await runStep("expire", endLapsed("expire"));
   const endGrace = await runStep("end_grace", endLapsed("end_grace"));
+  let noticeCursor: unknown = null;
   const notices = await runStep("expiry_notices", async (totals) => {
-    const result = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "expiry_notices" })) as StepResult & {
+    const result = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "expiry_notices", p_after: noticeCursor as Json })) as StepResult & {
       sent: number;
       skipped: number;
       sent_by_threshold: Record<string, number>;
+      cursor: unknown;
     };
+    // The next batch starts after this one's last row (keyset), not from the beginning.
+    noticeCursor = result.cursor;
     add(totals, "notices", result.sent);
     add(totals, "skipped", result.skipped);
     const byThreshold = (totals.by_threshold ??= { "60": 0, "30": 0, "7": 0, "1": 0 }) as Record<string, number>;

@@ -28,16 +28,18 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
       const started = performance.now();
       let count = 0;
       let batches = 0;
+      let cursor: unknown = null;
       const extra: Record<string, number> = {};
       for (;;) {
         const res = await fetch(`${stack.supabaseUrl}/rest/v1/rpc/run_daily_job_step`, {
           method: "POST",
           headers: { apikey: stack.anonKey, authorization: `Bearer ${stack.serviceRoleKey}`, "content-type": "application/json" },
-          body: JSON.stringify({ p_step: name, p_batch: options.batch }),
+          body: JSON.stringify({ p_step: name, p_batch: options.batch, p_after: cursor }),
         });
         if (!res.ok) throw new Error(`${name}: HTTP ${res.status} ${await res.text()}`);
         const r = (await res.json()) as Record<string, any>;
         batches++;
+        cursor = r.cursor ?? null;
         if (name === "expiry_notices") {
           count += r.sent;
           extra.skipped = (extra.skipped ?? 0) + r.skipped;

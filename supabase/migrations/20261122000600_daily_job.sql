@@ -4,11 +4,13 @@
 -- take an "as of" time (backfills, tests) and an optional list of organizations (targeted re-runs).
 
 -- Work waiting to be turned into in-app notifications and e-mails (step 4).
+-- Like expiry_notices, without foreign keys (written only by the job's set-based statements);
+-- rows of a deleted level go with it through the trigger below.
 create table public.notification_queue (
   id bigint generated always as identity primary key,
-  organization_id uuid not null references public.organizations (id) on delete cascade,
+  organization_id uuid not null,
   kind text not null check (kind in ('expiry_notice', 'level_expired', 'grace_ended')),
-  status_level_id uuid references public.organization_status_levels (id) on delete cascade,
+  status_level_id uuid not null,
   level text not null check (level in ('A', 'B', 'C')),
   valid_until timestamptz,
   threshold_days integer,
@@ -19,6 +21,26 @@ create index notification_queue_pending on public.notification_queue (id) where 
 alter table public.notification_queue enable row level security;
 revoke all on public.notification_queue from anon, authenticated, service_role;
 grant all on public.notification_queue to service_role;
+
+-- The cascade the job's bookkeeping tables do not get from foreign keys: when level rows go (an
+-- organization deleted cascades to its level rows, and so fires this), their notices and queued
+-- work go too, in the same statement. Set-based, through the deleted rows' transition table.
+create or replace function private.forget_deleted_levels()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  delete from public.expiry_notices n using gone g where n.status_level_id = g.id;
+  delete from public.notification_queue q using gone g where q.status_level_id = g.id;
+  return null;
+end;
+$$;
+create trigger forget_deleted_levels
+  after delete on public.organization_status_levels
+  referencing old table as gone
+  for each statement execute function private.forget_deleted_levels();
 
 -- The inline lapse (private.expire_lapsed_levels, run by every level change of one organization
 -- before it looks at the current levels) ends rows exactly as the job does, so it queues the same
@@ -107,7 +129,11 @@ $$;
 -- most urgent due threshold is sent; higher due thresholds not yet recorded are recorded as skipped
 -- (catch-up after missed runs). The unique key makes each (row, end, threshold) happen once, also
 -- when two runs overlap: the loser of the insert race gets no row back and queues nothing.
-create or replace function private.job_expiry_notices(as_of timestamptz, batch integer, orgs uuid[])
+-- Batches walk the candidates in (valid_until, id) order: each returns a cursor (its last row) and
+-- the next starts after it, so a batch reads about `batch` rows instead of skipping again over
+-- every row the earlier batches already noticed. A run without a cursor starts from the beginning
+-- (a resumed run just skips what is recorded).
+create or replace function private.job_expiry_notices(as_of timestamptz, batch integer, orgs uuid[], after jsonb default null)
 returns jsonb
 language plpgsql
 security definer
@@ -131,6 +157,7 @@ begin
       and l.valid_until <= as_of + interval '60 days'
       and (l.level = 'B' or (l.level = 'A' and s.status is distinct from 'active'))
       and (orgs is null or l.organization_id = any (orgs))
+      and (after is null or (l.valid_until, l.id) > ((after ->> 'valid_until')::timestamptz, (after ->> 'id')::uuid))
   ), todo as (
     select c.* from candidates c
     where not exists (
@@ -162,7 +189,8 @@ begin
       '7', count(*) filter (where state = 'sent' and threshold_days = 7),
       '1', count(*) filter (where state = 'sent' and threshold_days = 1)
     ),
-    'more', (select count(*) from todo) >= batch
+    'more', (select count(*) from todo) >= batch,
+    'cursor', (select jsonb_build_object('valid_until', t.valid_until, 'id', t.id) from todo t order by t.valid_until desc, t.id desc limit 1)
   ) into result from notices;
   return result;
 end;
@@ -338,7 +366,8 @@ create or replace function public.run_daily_job_step(
   p_step text,
   p_as_of timestamptz default null,
   p_batch integer default 5000,
-  p_organization_ids uuid[] default null
+  p_organization_ids uuid[] default null,
+  p_after jsonb default null
 )
 returns jsonb
 language plpgsql
@@ -355,7 +384,12 @@ begin
   case p_step
     when 'expire' then return private.job_end_lapsed('expired', as_of, p_batch, p_organization_ids);
     when 'end_grace' then return private.job_end_lapsed('grace_ended', as_of, p_batch, p_organization_ids);
-    when 'expiry_notices' then return private.job_expiry_notices(as_of, p_batch, p_organization_ids);
+    when 'expiry_notices' then
+      if p_after is not null and (jsonb_typeof(p_after) <> 'object'
+          or (p_after ->> 'valid_until') !~ '^\d{4}-\d{2}-\d{2}' or (p_after ->> 'id') !~* '^[0-9a-f-]{36}$') then
+        perform private.fail(400, 'invalid_cursor', 'after must be the cursor {valid_until, id} the previous batch returned');
+      end if;
+      return private.job_expiry_notices(as_of, p_batch, p_organization_ids, p_after);
     when 'fan_out' then return private.job_fan_out(as_of, p_batch, p_organization_ids);
     when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 200), 600, p_organization_ids));
     else
@@ -364,8 +398,8 @@ begin
   end case;
 end;
 $$;
-comment on function public.run_daily_job_step(text, timestamptz, integer, uuid[]) is
-  'One batch of one daily-job step (service role). as_of: the time the job acts as of; organization_ids: limit the run to these.';
+comment on function public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb) is
+  'One batch of one daily-job step (service role). as_of: the time the job acts as of; organization_ids: limit the run to these; after: the cursor the previous expiry_notices batch returned.';
 
 create or replace function public.complete_email_deliveries(p_results jsonb, p_as_of timestamptz default null, p_max_attempts integer default 5)
 returns jsonb
@@ -407,12 +441,12 @@ end;
 $$;
 
 revoke all on function
-  public.run_daily_job_step(text, timestamptz, integer, uuid[]),
+  public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb),
   public.complete_email_deliveries(jsonb, timestamptz, integer),
   public.mark_notifications_read(uuid[])
   from public, anon, authenticated;
 grant execute on function
-  public.run_daily_job_step(text, timestamptz, integer, uuid[]),
+  public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb),
   public.complete_email_deliveries(jsonb, timestamptz, integer)
   to service_role;
 grant execute on function public.mark_notifications_read(uuid[]) to authenticated;

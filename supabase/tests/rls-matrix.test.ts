@@ -130,7 +130,7 @@ async function buildWorld(): Promise<World> {
   const notice = (levelId: string, org: string, level: string) =>
     one(
       `insert into public.expiry_notices (status_level_id, organization_id, level, valid_until, threshold_days, state)
-       values ($1, $2, $3, now() + interval '400 days', 60, 'sent') returning id`,
+       values ($1, $2, $3, now() + interval '400 days', 60, 'sent') returning status_level_id || '/' || threshold_days as id`,
       [levelId, org, level],
     );
   const notification = (user: string, org: string) =>
@@ -147,7 +147,13 @@ async function buildWorld(): Promise<World> {
       [user, org],
     );
   const queued = (org: string) =>
-    one("insert into public.notification_queue (organization_id, kind, level, processed_at) values ($1, 'level_expired', 'B', now()) returning id", [org]);
+    one(
+      `insert into public.notification_queue (organization_id, kind, status_level_id, level, processed_at)
+       select $1, 'level_expired', l.id, l.level, now() from public.organization_status_levels l
+       where l.organization_id = $1 order by l.granted_at, l.id limit 1
+       returning id`,
+      [org],
+    );
   const firstOf = (table: string, org: string) => one(`select id from public.${table} where organization_id = $1 order by id limit 1`, [org]);
 
   const users: Record<UserRole, TestUser> = { outsider, member, manager, owner, orgAdmin, platformAdmin, revokedPlatformAdmin, otherOrgOwner };
@@ -377,7 +383,9 @@ const TABLES: Record<TableName, TableSpec> = {
     delete: onlyServiceRole(rows("P", "Q")),
   },
   expiry_notices: {
-    keyColumns: ["id"],
+    // Its primary key is (status_level_id, valid_until, threshold_days); in this world level and
+    // threshold are enough to tell the rows apart.
+    keyColumns: ["status_level_id", "threshold_days"],
     newRow: (w) => ({
       status_level_id: w.level.P, organization_id: w.org.P, level: "B", valid_until: "2035-01-01T00:00:00Z", threshold_days: 30, state: "sent",
     }),
@@ -423,7 +431,7 @@ const TABLES: Record<TableName, TableSpec> = {
   },
   notification_queue: {
     keyColumns: ["id"],
-    newRow: (w) => ({ organization_id: w.org.X, kind: "level_expired", level: "B" }),
+    newRow: (w) => ({ organization_id: w.org.P, kind: "level_expired", status_level_id: w.level.P, level: "B" }),
     change: () => ({ processed_at: now() }),
     // The daily job's internal work list: no privilege for any API role but the service role.
     select: onlyServiceRole(rows("P", "Q")),
