@@ -32,13 +32,17 @@ export async function startWorker({
   vars,
   port,
   inheritOutput = false,
-  logLevel = inheritOutput ? "info" : "warn",
+  logLevel = inheritOutput ? "log" : "warn",
 }: {
   vars: Record<string, string>;
   port?: number;
   inheritOutput?: boolean;
-  /** wrangler's own request log costs CPU per request: quiet unless someone reads it. */
-  logLevel?: "info" | "warn" | "error";
+  /**
+   * wrangler's own request log costs CPU per request: quiet unless someone reads it. Its levels
+   * run error < warn < info < log < debug, and the Worker's console.log lines (our JSON logs) are
+   * at "log": below that they are dropped.
+   */
+  logLevel?: "log" | "info" | "warn" | "error";
 }): Promise<RunningWorker> {
   const listenPort = port ?? (await freePort());
   const dir = await mkdtemp(path.join(os.tmpdir(), "status-levels-worker-"));
