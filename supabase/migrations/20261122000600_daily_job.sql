@@ -42,10 +42,38 @@ create trigger forget_deleted_levels
   referencing old table as gone
   for each statement execute function private.forget_deleted_levels();
 
--- The inline lapse (private.expire_lapsed_levels, run by every level change of one organization
--- before it looks at the current levels) ends rows exactly as the job does, so it queues the same
--- notification: a level that lapses between two runs of the job is still announced once, whoever
--- ends it. Redefined here because the queue only exists from this migration on.
+-- Ends lapsed level rows the caller has locked: the flag goes off at valid_until, the system
+-- writes the history row (`expired`, or `grace_ended` for an A whose grace ran out) and the
+-- owners' notification is queued, in one statement. The one place rows lapse, for the inline lapse
+-- and the job's steps alike, so a level that lapses between two runs of the job is still
+-- announced once, whoever ends it.
+create or replace function private.end_lapsed_rows(ids uuid[])
+returns table (ended_id uuid, ended_organization_id uuid)
+language sql
+security definer
+set search_path = ''
+as $$
+  with ended as (
+    update public.organization_status_levels l
+    set is_active = false, ended_at = l.valid_until, end_reason = private.lapse_reason(l), updated_at = now()
+    where l.id = any (ids) and l.is_active
+    returning l.id, l.organization_id, l.level, l.valid_until, l.end_reason as reason
+  ), history as (
+    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
+    select organization_id, id, level, reason, null,
+           case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
+           valid_until
+    from ended
+  ), queued as (
+    insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until)
+    select organization_id, case reason when 'grace_ended' then 'grace_ended' else 'level_expired' end, id, level, valid_until
+    from ended
+  )
+  select id, organization_id from ended
+$$;
+
+-- The inline lapse (run by every level change of one organization, under its lock, before it
+-- looks at the current levels), redefined on top of end_lapsed_rows now that the queue exists.
 create or replace function private.expire_lapsed_levels(org uuid, as_of timestamptz default now())
 returns integer
 language plpgsql
@@ -53,35 +81,22 @@ security definer
 set search_path = ''
 as $$
 declare
-  n integer;
+  ids uuid[];
 begin
-  with lapsed as (
-    select l.id, private.lapse_reason(l) as reason from public.organization_status_levels l
+  select array_agg(s.id) into ids from (
+    select l.id from public.organization_status_levels l
     where l.organization_id = org and l.is_active and l.valid_until <= as_of
     for update of l
-  ), ended as (
-    update public.organization_status_levels l
-    set is_active = false, ended_at = l.valid_until, end_reason = lapsed.reason, updated_at = now()
-    from lapsed where l.id = lapsed.id
-    returning l.id, l.organization_id, l.level, l.valid_until, lapsed.reason
-  ), history as (
-    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
-    select organization_id, id, level, reason, null,
-           case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
-           valid_until
-    from ended
-  ), queued as (
-    insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until)
-    select organization_id, case reason when 'grace_ended' then 'grace_ended' else 'level_expired' end, id, level, valid_until
-    from ended
-  )
-  select count(*) into n from ended;
-  return n;
+  ) s;
+  if ids is null then
+    return 0;
+  end if;
+  return (select count(*) from private.end_lapsed_rows(ids));
 end;
 $$;
 
--- Steps 1 and 2: lapsed rows end (expired, or grace_ended for A after a failed payment), with
--- history and a queued notification, in one statement.
+-- Steps 1 and 2: lapsed rows end (expired, or grace_ended for A after a failed payment), a batch
+-- at a time; rows another transaction holds are left to the next batch or run.
 create or replace function private.job_end_lapsed(reason text, as_of timestamptz, batch integer, orgs uuid[])
 returns jsonb
 language plpgsql
@@ -89,9 +104,10 @@ security definer
 set search_path = ''
 as $$
 declare
+  ids uuid[];
   result jsonb;
 begin
-  with lapsed as (
+  select coalesce(array_agg(s.id), '{}') into ids from (
     select l.id from public.organization_status_levels l
     where l.is_active and l.valid_until <= as_of
       and (orgs is null or l.organization_id = any (orgs))
@@ -99,27 +115,12 @@ begin
     order by l.valid_until
     limit batch
     for update of l skip locked
-  ), ended as (
-    update public.organization_status_levels l
-    set is_active = false, ended_at = l.valid_until, end_reason = reason, updated_at = now()
-    from lapsed where l.id = lapsed.id
-    returning l.id, l.organization_id, l.level, l.valid_until
-  ), history as (
-    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
-    select organization_id, id, level, reason, null,
-           case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
-           valid_until
-    from ended
-  ), queued as (
-    insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until)
-    select organization_id, case reason when 'grace_ended' then 'grace_ended' else 'level_expired' end, id, level, valid_until
-    from ended
-  )
+  ) s;
   select jsonb_build_object(
     'count', count(*),
-    'organization_ids', coalesce(jsonb_agg(distinct organization_id), '[]'::jsonb),
+    'organization_ids', coalesce(jsonb_agg(distinct e.ended_organization_id), '[]'::jsonb),
     'more', count(*) >= batch
-  ) into result from ended;
+  ) into result from private.end_lapsed_rows(ids) e;
   return result;
 end;
 $$;
