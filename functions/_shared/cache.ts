@@ -12,12 +12,19 @@ import { redisClient } from "./redis.ts";
  * gets the full view is decided per request from their role in the organization, cached per
  * (user, organization) for the same TTL, so a hit needs no database call. A removed member can
  * therefore keep reading for up to one TTL (60 s); writes always re-check in the database.
+ * A platform admin's role is never cached: the platform changes `platform_admins` itself and
+ * Postgres cannot reach Redis, so an admin's read always asks the database, and an admin who
+ * loses the right stops seeing full views on the next read.
  *
- * Invalidation bumps a generation counter per organization. Every cached value carries the
- * generation it was read under, and a read ignores values of an older generation, so a slow
+ * No view outlives the earliest `valid_until` among its levels: it is stored for at most the time
+ * left until then (milliseconds), not at all once that instant has passed, and the instant is
+ * checked again on read.
+ *
+ * Invalidation bumps a generation counter per organization, plus one for all organizations (for
+ * a write whose organization is not known, see `invalidateAllOrganizations`). Every cached value
+ * carries the generations it was read under, and a read ignores values of older ones, so a slow
  * cache-miss that read the database before a write can never put the old state back.
  */
-
 export interface ViewerRole {
   role: "owner" | "admin" | "manager" | "member" | null;
   platform_admin: boolean;
@@ -25,13 +32,19 @@ export interface ViewerRole {
 
 export type StatusView = Record<string, unknown> & { visibility: "full" | "public" };
 
+/** The generations a value was read under: `<organization>.<all organizations>`. */
+type Generation = string;
+
 interface Cached<T> {
-  gen: number;
+  gen: Generation;
+  /** Epoch ms from which the value must not be used (the earliest valid_until in it); null: none. */
+  until?: number | null;
   value: T;
 }
 
 const keys = (prefix: string, orgId: string) => ({
   gen: `${prefix}:status:${orgId}:gen`,
+  allGen: `${prefix}:status:all:gen`,
   full: `${prefix}:status:${orgId}:full`,
   public: `${prefix}:status:${orgId}:public`,
   role: (userId: string) => `${prefix}:role:${orgId}:${userId}`,
@@ -40,34 +53,49 @@ const keys = (prefix: string, orgId: string) => ({
 export interface CacheLookup {
   /** The view this caller may see, when the cache could answer alone. */
   hit: { view: StatusView; role: ViewerRole } | null;
-  /** Generation seen at lookup: a miss stores what it reads under it. null: cache unusable. */
-  gen: number | null;
+  /** Generations seen at lookup: a miss stores what it reads under them. null: cache unusable. */
+  gen: Generation | null;
 }
 
 export function cacheEnabled(c: Context<AppEnv>): boolean {
   return config(c.env).STATUS_CACHE_ENABLED;
 }
 
-function isCached<T>(value: unknown, gen: number): value is Cached<T> {
-  return typeof value === "object" && value !== null && (value as Cached<T>).gen === gen && "value" in value;
+function isCached<T>(value: unknown, gen: Generation, now: number): value is Cached<T> {
+  if (typeof value !== "object" || value === null || !("value" in value)) return false;
+  const cached = value as Cached<T>;
+  return cached.gen === gen && (cached.until == null || cached.until > now);
+}
+
+/** The earliest `valid_until` among the view's levels (epoch ms), or null when none ends. */
+export function viewExpiresAt(view: Record<string, unknown>): number | null {
+  let earliest: number | null = null;
+  for (const level of Array.isArray(view.active_levels) ? view.active_levels : []) {
+    const until = (level as { valid_until?: unknown }).valid_until;
+    if (typeof until !== "string") continue;
+    const at = Date.parse(until);
+    if (Number.isNaN(at)) return Date.now(); // cannot tell when it ends: treat it as ending now
+    if (earliest === null || at < earliest) earliest = at;
+  }
+  return earliest;
 }
 
 /** One Redis round trip (MGET). Redis errors are logged and turn into a miss, never a failure. */
 export async function lookupStatus(c: Context<AppEnv>, redis: Redis, orgId: string, userId: string | null): Promise<CacheLookup> {
   const k = keys(config(c.env).CACHE_KEY_PREFIX, orgId);
   try {
-    const wanted = userId ? [k.gen, k.full, k.public, k.role(userId)] : [k.gen, k.full, k.public];
-    const [genValue, full, pub, role] = await redis.mget<unknown[]>(...wanted);
-    const gen = Number(genValue ?? 0);
+    const wanted = userId ? [k.gen, k.allGen, k.full, k.public, k.role(userId)] : [k.gen, k.allGen, k.full, k.public];
+    const [orgGen, allGen, full, pub, role] = await redis.mget<unknown[]>(...wanted);
+    const gen = `${Number(orgGen ?? 0)}.${Number(allGen ?? 0)}`;
+    const now = Date.now();
     const viewer: ViewerRole | null = !userId
       ? { role: null, platform_admin: false }
-      : isCached<ViewerRole>(role, gen)
+      : isCached<ViewerRole>(role, gen, now) && !role.value.platform_admin
         ? role.value
         : null;
     if (!viewer) return { hit: null, gen };
-    const needsFull = viewer.role !== null || viewer.platform_admin;
-    const entry = needsFull ? full : pub;
-    if (!isCached<StatusView>(entry, gen)) return { hit: null, gen };
+    const entry = viewer.role !== null ? full : pub;
+    if (!isCached<StatusView>(entry, gen, now)) return { hit: null, gen };
     return { hit: { view: entry.value, role: viewer }, gen };
   } catch (error) {
     c.get("log")("warn", "cache read failed; reading from the database", { error: (error as Error).message });
@@ -76,26 +104,56 @@ export async function lookupStatus(c: Context<AppEnv>, redis: Redis, orgId: stri
   }
 }
 
-/** Stores a view read from the database (and the caller's role), tagged with the lookup's generation. */
+/**
+ * Stores a view read from the database (and the caller's role), tagged with the lookup's
+ * generations; the view for at most the time left until its earliest `valid_until`. A platform
+ * admin's role is not stored (see above).
+ */
 export async function storeStatus(
   c: Context<AppEnv>,
   redis: Redis,
   orgId: string,
   userId: string | null,
-  gen: number,
+  gen: Generation,
   view: StatusView,
   role: ViewerRole,
 ): Promise<void> {
   const cfg = config(c.env);
   const k = keys(cfg.CACHE_KEY_PREFIX, orgId);
-  const ttl = cfg.STATUS_CACHE_TTL_SECONDS;
+  const ttlMs = cfg.STATUS_CACHE_TTL_SECONDS * 1000;
+  const until = viewExpiresAt(view);
+  const viewTtlMs = until === null ? ttlMs : Math.min(ttlMs, until - Date.now());
+  const storeRole = userId !== null && !role.platform_admin;
+  if (viewTtlMs <= 0 && !storeRole) return;
   try {
     const p = redis.pipeline();
-    p.set(view.visibility === "full" ? k.full : k.public, { gen, value: view } satisfies Cached<StatusView>, { ex: ttl });
-    if (userId) p.set(k.role(userId), { gen, value: role } satisfies Cached<ViewerRole>, { ex: ttl });
+    if (viewTtlMs > 0) p.set(view.visibility === "full" ? k.full : k.public, { gen, until, value: view } satisfies Cached<StatusView>, { px: viewTtlMs });
+    if (storeRole) p.set(k.role(userId), { gen, value: role } satisfies Cached<ViewerRole>, { px: ttlMs });
     await p.exec();
   } catch (error) {
     c.get("log")("warn", "cache write failed", { error: (error as Error).message });
+  }
+}
+
+/**
+ * Makes every cached view and role of every organization stale: for a write whose outcome is
+ * unknown (it timed out) and whose organization the Worker does not know (a decision on an
+ * upgrade request by its id). The price is one extra key in the lookup's MGET and, after such a
+ * rare failure, one database read per organization being read.
+ */
+export async function invalidateAllOrganizations(env: Env, log: LogFn): Promise<void> {
+  const cfg = config(env);
+  const k = keys(cfg.CACHE_KEY_PREFIX, "");
+  try {
+    const p = redisClient(env).pipeline();
+    p.incr(k.allGen);
+    p.expire(k.allGen, 7 * 24 * 3600);
+    await p.exec();
+  } catch (error) {
+    log("error", "cache invalidation of all organizations failed; cached status may be stale for up to the TTL", {
+      ttl_seconds: cfg.STATUS_CACHE_TTL_SECONDS,
+      error: (error as Error).message,
+    });
   }
 }
 

@@ -5,7 +5,8 @@ import { z } from "zod";
  * document what the SQL functions return and feed the OpenAPI document.
  */
 
-export const Uuid = z.uuid({ error: "must be a UUID" });
+/** Lowercased as it is parsed, so one organization makes one cache key whatever case a client sends. */
+export const Uuid = z.uuid({ error: "must be a UUID" }).toLowerCase();
 export const Level = z.enum(["A", "B", "C"], { error: "must be A, B or C" });
 export const RequestableLevel = z.enum(["B", "C"], { error: "must be B or C" });
 export const CurrentLevel = z.enum(["0", "A", "B", "C"]);

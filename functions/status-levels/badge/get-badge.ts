@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { viewExpiresAt } from "../../_shared/cache.ts";
 import { ApiError, badRequest } from "../../_shared/errors.ts";
 import { loadOrganizationStatus } from "../../_shared/organization-status.ts";
 import { defineRoute } from "../../_shared/route.ts";
@@ -51,6 +52,17 @@ function matches(ifNoneMatch: string | undefined, etag: string): boolean {
   });
 }
 
+/**
+ * Browsers and CDNs may keep the badge for 60 s and serve it stale for 300 s more while they
+ * revalidate, but never past the earliest `valid_until` shown on it.
+ */
+export function badgeCacheControl(endsAt: number | null, now = Date.now()): string {
+  const left = endsAt === null ? Infinity : Math.max(0, Math.floor((endsAt - now) / 1000));
+  const maxAge = Math.min(60, left);
+  const stale = Math.min(300, left - maxAge);
+  return `public, max-age=${maxAge}${stale > 0 ? `, stale-while-revalidate=${stale}` : ""}`;
+}
+
 const BadgeJson = z.object({
   organization_id: Uuid,
   current_level: CurrentLevel,
@@ -84,10 +96,12 @@ export const getBadge = defineRoute({
     c.set("caller", null);
     let level = "unknown";
     let activeLevels: unknown[] = [];
+    let endsAt: number | null = null;
     try {
       const view = await loadOrganizationStatus(c, id.toLowerCase());
       level = String(view.current_level);
       activeLevels = view.active_levels as unknown[];
+      endsAt = viewExpiresAt(view);
     } catch (error) {
       if (!(error instanceof ApiError && error.code === "organization_not_found")) throw error;
       if (format === "json") throw error;
@@ -98,7 +112,7 @@ export const getBadge = defineRoute({
         : JSON.stringify({ organization_id: id.toLowerCase(), current_level: level, label: labels[level]!.text, active_levels: activeLevels, svg: `${id.toLowerCase()}.svg` });
     const etag = await etagOf(body);
     c.header("etag", etag);
-    c.header("cache-control", "public, max-age=60, stale-while-revalidate=300");
+    c.header("cache-control", badgeCacheControl(endsAt));
     c.header("access-control-allow-origin", "*");
     c.header("cross-origin-resource-policy", "cross-origin");
     c.header("vary", "Accept-Encoding");
