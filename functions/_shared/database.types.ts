@@ -262,6 +262,7 @@ export type Database = {
           granted_at: string
           granted_by: string | null
           id: string
+          in_grace: boolean
           is_active: boolean
           last_verified_at: string | null
           level: string
@@ -281,6 +282,7 @@ export type Database = {
           granted_at?: string
           granted_by?: string | null
           id?: string
+          in_grace?: boolean
           is_active?: boolean
           last_verified_at?: string | null
           level: string
@@ -300,6 +302,7 @@ export type Database = {
           granted_at?: string
           granted_by?: string | null
           id?: string
+          in_grace?: boolean
           is_active?: boolean
           last_verified_at?: string | null
           level?: string
@@ -430,6 +433,7 @@ export type Database = {
           reason: string | null
           status_level_id: string | null
           subscription_event_id: string | null
+          subscription_id: string | null
           upgrade_request_id: string | null
         }
         Insert: {
@@ -445,6 +449,7 @@ export type Database = {
           reason?: string | null
           status_level_id?: string | null
           subscription_event_id?: string | null
+          subscription_id?: string | null
           upgrade_request_id?: string | null
         }
         Update: {
@@ -460,6 +465,7 @@ export type Database = {
           reason?: string | null
           status_level_id?: string | null
           subscription_event_id?: string | null
+          subscription_id?: string | null
           upgrade_request_id?: string | null
         }
         Relationships: [
@@ -496,6 +502,7 @@ export type Database = {
           organization_id: string
           outcome: string
           received_at: string
+          reply: Json | null
           source: string
           status: string
           subscription_id: string
@@ -509,6 +516,7 @@ export type Database = {
           organization_id: string
           outcome?: string
           received_at?: string
+          reply?: Json | null
           source?: string
           status: string
           subscription_id: string
@@ -522,6 +530,7 @@ export type Database = {
           organization_id?: string
           outcome?: string
           received_at?: string
+          reply?: Json | null
           source?: string
           status?: string
           subscription_id?: string

@@ -20,10 +20,12 @@ create table public.organization_status_levels (
   revoke_reason text check (char_length(revoke_reason) <= 2000),
   ended_at timestamptz,
   end_reason text check (end_reason in ('revoked', 'expired', 'grace_ended')),
+  in_grace boolean not null default false,
   updated_at timestamptz not null default now(),
   constraint level_c_is_permanent check (level <> 'C' or valid_until is null),
   constraint level_b_has_validity check (level <> 'B' or valid_until is not null),
   constraint level_a_has_subscription check (level <> 'A' or subscription_id is not null),
+  constraint only_level_a_has_grace check (level = 'A' or not in_grace),
   constraint active_rows_have_not_ended check (is_active = (ended_at is null)),
   constraint ended_rows_say_why check (ended_at is null or end_reason is not null),
   constraint revoked_rows_say_when check ((end_reason = 'revoked') = (revoked_at is not null))
@@ -31,6 +33,8 @@ create table public.organization_status_levels (
 comment on table public.organization_status_levels is
   'A level an organization holds or held. Active means is_active and (valid_until is null or valid_until > now()): every read uses the time predicate.';
 comment on column public.organization_status_levels.granted_by is 'null: granted by the system (subscriptions).';
+comment on column public.organization_status_levels.in_grace is
+  'Level A whose validity comes from a grace period after a failed payment: when it lapses, it ends as grace_ended. Set with valid_until, so every path that ends the row agrees.';
 
 -- At most one active row per (organization, level): concurrent grants cannot produce two.
 create unique index organization_status_levels_one_active
@@ -43,14 +47,15 @@ create index organization_status_levels_org on public.organization_status_levels
 create index organization_status_levels_subscription
   on public.organization_status_levels (subscription_id) where subscription_id is not null;
 
--- Evidence links: https only, no blanks or spaces, bounded length.
+-- Evidence links: https only, no credentials (user:pass@) in the authority, no blanks or spaces,
+-- bounded length.
 create or replace function private.all_https_urls(urls text[])
 returns boolean
 language sql
 immutable
 set search_path = ''
 as $$
-  select coalesce(bool_and(u is not null and u ~ '^https://[^\s/?#]+[^\s]*$' and char_length(u) <= 2048), true)
+  select coalesce(bool_and(u is not null and u ~ '^https://[^\s/?#@]+([/?#]\S*)?$' and char_length(u) <= 2048), true)
   from unnest(urls) as u
 $$;
 
@@ -78,6 +83,8 @@ comment on column public.upgrade_requests.decided_by is 'Who approved, rejected 
 create unique index upgrade_requests_one_pending on public.upgrade_requests (organization_id) where status = 'pending';
 create index upgrade_requests_queue on public.upgrade_requests (created_at, id) where status = 'pending';
 create index upgrade_requests_org on public.upgrade_requests (organization_id, created_at desc);
+-- The rate limit counts a user's recent requests through this.
+create index upgrade_requests_requester on public.upgrade_requests (requested_by, created_at desc);
 
 create table public.status_level_history (
   id bigint generated always as identity primary key,
@@ -95,8 +102,12 @@ create table public.status_level_history (
   old_valid_until timestamptz,
   new_valid_until timestamptz,
   subscription_event_id text,
+  -- No foreign key: the subscriptions table is the platform's, which may delete rows, and the
+  -- audit trail must keep saying which subscription caused a change.
+  subscription_id uuid,
   created_at timestamptz not null default now()
 );
+comment on column public.status_level_history.subscription_id is 'For level A: the subscription whose state caused this change.';
 comment on table public.status_level_history is 'Append-only audit trail: one row per change, written in the same transaction. actor_id null = the system.';
 create index status_level_history_org on public.status_level_history (organization_id, created_at desc, id desc);
 create index status_level_history_level on public.status_level_history (status_level_id) where status_level_id is not null;
@@ -134,8 +145,10 @@ create table public.subscription_events (
   source text not null default 'webhook' check (source in ('webhook', 'service')),
   outcome text not null default 'applied' check (outcome in ('applied', 'stale')),
   effects jsonb not null default '[]'::jsonb,
+  reply jsonb,
   received_at timestamptz not null default now()
 );
+comment on column public.subscription_events.reply is 'What the first delivery was answered: a replay gets the same answer (outcome duplicate) and changes nothing.';
 comment on column public.subscription_events.outcome is 'stale: older than an event already applied; recorded, and folded in without changing status or period.';
 create index subscription_events_fold on public.subscription_events (subscription_id, occurred_at, event_id);
 

@@ -156,18 +156,17 @@ as $$
   ) end
 $$;
 
--- A lapsed A row whose subscription was in a grace period ends as grace_ended; anything else as expired.
+-- A lapsed A row that was living on a grace period ends as grace_ended; anything else as expired.
+-- Read from the row itself (set together with its valid_until), not from the subscription's state
+-- at the moment the row happens to be ended: the job's steps, the inline lapse of a writer and a
+-- late event then all record the same reason, whatever the order they run in.
 create or replace function private.lapse_reason(l public.organization_status_levels)
 returns text
 language sql
-stable
-security definer
+immutable
 set search_path = ''
 as $$
-  select case when l.level = 'A' and exists (
-    select 1 from public.subscriptions s
-    where s.id = l.subscription_id and s.grace_until is not null and s.status <> 'active'
-  ) then 'grace_ended' else 'expired' end
+  select case when l.level = 'A' and l.in_grace then 'grace_ended' else 'expired' end
 $$;
 
 -- One organization's rows whose validity ended but whose flag is still set: flipped, with an
@@ -340,6 +339,7 @@ declare
   sub public.subscriptions;
   criteria jsonb;
   until_ts timestamptz;
+  in_grace boolean := false;
   granted public.organization_status_levels;
 begin
   perform private.require_level(p_level);
@@ -371,6 +371,7 @@ begin
       perform private.fail(422, 'subscription_mismatch', 'the subscription belongs to another organization');
     end if;
     until_ts := coalesce(p_valid_until, greatest(sub.current_period_end, sub.grace_until));
+    in_grace := p_valid_until is null and sub.status <> 'active' and sub.grace_until is not null;
     if until_ts is null then
       perform private.fail(422, 'valid_until_required', 'the subscription has no current period end: give valid_until');
     end if;
@@ -400,12 +401,12 @@ begin
     perform private.fail(422, 'valid_until_in_past', format('valid_until must be in the future, got %s', until_ts));
   end if;
 
-  insert into public.organization_status_levels (organization_id, level, valid_until, granted_by, subscription_id, notes, last_verified_at)
-  values (org, p_level, until_ts, p_actor, p_subscription_id, p_notes, case when p_level in ('B', 'C') then now() end)
+  insert into public.organization_status_levels (organization_id, level, valid_until, granted_by, subscription_id, notes, last_verified_at, in_grace)
+  values (org, p_level, until_ts, p_actor, p_subscription_id, p_notes, case when p_level in ('B', 'C') then now() end, in_grace)
   returning * into granted;
 
-  insert into public.status_level_history (organization_id, status_level_id, upgrade_request_id, level, action, actor_id, notes, new_valid_until)
-  values (org, granted.id, p_request_id, p_level, 'granted', p_actor, p_notes, until_ts);
+  insert into public.status_level_history (organization_id, status_level_id, upgrade_request_id, level, action, actor_id, notes, new_valid_until, subscription_id)
+  values (org, granted.id, p_request_id, p_level, 'granted', p_actor, p_notes, until_ts, p_subscription_id);
   return granted;
 end;
 $$;
@@ -416,7 +417,8 @@ create or replace function private.revoke_level(
   p_reason text,
   p_actor uuid,
   p_end_reason text default 'revoked',
-  p_subscription_event_id text default null
+  p_subscription_event_id text default null,
+  p_subscription_id uuid default null
 )
 returns boolean
 language plpgsql
@@ -442,9 +444,10 @@ begin
   if not found then
     return false;
   end if;
-  insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, subscription_event_id)
+  insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until,
+                                           subscription_event_id, subscription_id)
   values (org, ended.id, p_level, case when p_end_reason = 'grace_ended' then 'grace_ended' else 'revoked' end,
-          p_actor, p_reason, ended.valid_until, p_subscription_event_id);
+          p_actor, p_reason, ended.valid_until, p_subscription_event_id, coalesce(p_subscription_id, ended.subscription_id));
   return true;
 end;
 $$;
@@ -649,7 +652,7 @@ begin
     perform private.fail(404, 'level_not_active', format('there is no active level %s to change', p_level));
   end if;
   update public.organization_status_levels
-  set valid_until = p_valid_until, updated_at = now()
+  set valid_until = p_valid_until, in_grace = false, updated_at = now()
   where id = current_row.id and is_active
   returning * into updated;
   if not found then
@@ -697,7 +700,7 @@ begin
         'id', h.id, 'level', h.level, 'action', h.action, 'actor_id', h.actor_id, 'reason', h.reason,
         'notes', h.notes, 'old_valid_until', h.old_valid_until, 'new_valid_until', h.new_valid_until,
         'status_level_id', h.status_level_id, 'upgrade_request_id', h.upgrade_request_id,
-        'subscription_event_id', h.subscription_event_id, 'created_at', h.created_at
+        'subscription_event_id', h.subscription_event_id, 'subscription_id', h.subscription_id, 'created_at', h.created_at
       ) order by h.created_at desc, h.id desc)
       from (
         select * from public.status_level_history

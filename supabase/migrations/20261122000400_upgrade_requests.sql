@@ -46,6 +46,70 @@ begin
 end;
 $$;
 
+-- How many upgrade requests may be created in a sliding window: per user (across organizations)
+-- and per organization (all its owners and admins together). Each request can add two history
+-- rows that are never deleted (created, cancelled), so this bounds what anyone can write, also
+-- a member who calls PostgREST directly with their own token.
+create or replace function private.upgrade_request_rate_limit()
+returns table (per_user integer, per_organization integer, window_seconds integer)
+language sql
+immutable
+set search_path = ''
+as $$
+  select 5, 10, 600
+$$;
+
+-- Raises 429 rate_limited when creating one more request would pass a limit. Counted in the
+-- caller's transaction after serializing on the user (an advisory lock) and the organization (the
+-- caller holds its row lock), so concurrent requests cannot both slip under the limit.
+create or replace function private.enforce_upgrade_request_rate_limit(org uuid, actor uuid)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  lim record;
+  since timestamptz;
+  by_user integer;
+  by_org integer;
+  oldest timestamptz;
+  retry_after integer;
+  scope text;
+begin
+  select * into lim from private.upgrade_request_rate_limit();
+  since := now() - make_interval(secs => lim.window_seconds);
+  perform pg_advisory_xact_lock(hashtextextended('upgrade_request_rate:' || actor::text, 0));
+  select count(*), min(created_at) into by_user, oldest from (
+    select created_at from public.upgrade_requests
+    where requested_by = actor and created_at > since
+    order by created_at desc limit lim.per_user
+  ) r;
+  if by_user >= lim.per_user then
+    scope := format('at most %s per user', lim.per_user);
+  else
+    select count(*), min(created_at) into by_org, oldest from (
+      select created_at from public.upgrade_requests
+      where organization_id = org and created_at > since
+      order by created_at desc limit lim.per_organization
+    ) r;
+    if by_org >= lim.per_organization then
+      scope := format('at most %s per organization', lim.per_organization);
+    end if;
+  end if;
+  if scope is not null then
+    -- The window frees a slot when the oldest request counted leaves it.
+    retry_after := greatest(1, ceil(extract(epoch from oldest + make_interval(secs => lim.window_seconds) - now())))::integer;
+    raise exception using
+      errcode = 'PT429',
+      message = format('rate_limited: too many upgrade requests: %s every %s minutes; try again in %s s',
+                       scope, lim.window_seconds / 60, retry_after),
+      detail = jsonb_build_object('retry_after_seconds', retry_after)::text,
+      hint = 'Wait for the window to pass; a pending request can be cancelled and re-created only within the limit.';
+  end if;
+end;
+$$;
+
 create or replace function public.create_upgrade_request(
   p_organization_id uuid,
   p_requested_level text,
@@ -79,6 +143,7 @@ begin
 
   perform private.lock_organization(p_organization_id);
   perform private.expire_lapsed_levels(p_organization_id);
+  perform private.enforce_upgrade_request_rate_limit(p_organization_id, actor);
 
   if exists (select 1 from public.upgrade_requests where organization_id = p_organization_id and status = 'pending') then
     perform private.fail(409, 'request_already_pending', 'this organization already has a pending upgrade request',
@@ -156,6 +221,10 @@ begin
     perform private.fail(403, 'not_allowed', 'only platform admins can approve upgrade requests');
   end if;
   r := private.lock_request(p_request_id);
+  -- Decided under the organization lock, so a revoke or a lapse between a check and the grant
+  -- cannot make the approval fail: whatever state the lock finds is the one acted on.
+  perform private.lock_organization(r.organization_id);
+  perform private.expire_lapsed_levels(r.organization_id);
   -- A request for B while B is active is a renewal (re-verification); otherwise a grant. Either
   -- way it happens in this transaction: if the grant fails, the request stays pending.
   if r.requested_level = 'B' and exists (

@@ -1,15 +1,22 @@
 -- Subscriptions drive level A.
 --
 -- Events are applied atomically: the event id is recorded (unique) in the same transaction as its
--- effect, so a replay changes nothing. The subscription's state is the fold of all its events in
--- provider order (occurred_at, then event id), so any delivery order and any number of replays end
--- in the same state. The newest event decides the status; an event older than the newest applied
--- one is recorded as `stale` and never changes the status - it can only add what the newer events
--- rely on (the past_due that started the grace period a later cancellation keeps).
+-- effect, so a replay changes nothing and gets the first delivery's answer again; the same id with
+-- a different body is refused (409 event_id_reused). The subscription's state is the fold of all
+-- its events in provider order (occurred_at, then event id), so any delivery order and any number
+-- of replays end in the same state. The newest event decides the status; an event older than the
+-- newest applied one is recorded as `stale` and never changes the status - it can only add what
+-- the newer events rely on (the past_due that started the grace period a later cancellation keeps).
 --
--- Entitlement: active -> A until current_period_end; past_due -> a 14-day grace period from the
--- provider's occurred_at (a repeat in the same episode does not extend it), A until the later of the
--- period end and the grace end; canceled/unpaid -> A until a running grace ends, otherwise revoked.
+-- Entitlement of one subscription: active -> until current_period_end; past_due -> a 14-day grace
+-- period from the provider's occurred_at, until the later of the period end and the grace end;
+-- canceled/unpaid -> until a running grace ends, otherwise nothing. A grace period is one episode:
+-- it starts at the first past_due and no later past_due, unpaid or canceled moves it; only an
+-- active event ends it.
+--
+-- Level A of an organization is active while ANY of its subscriptions entitles it, valid until
+-- the latest entitlement end among them: an event for one subscription (a new checkout left
+-- incomplete, an old one cancelled) never ends or shortens what another still pays for.
 
 create or replace function private.subscription_state(sub_id uuid)
 returns table (status text, current_period_end timestamptz, grace_started_at timestamptz, grace_until timestamptz,
@@ -31,7 +38,8 @@ begin
       grace_started_at := null;
       grace_until := null;
     elsif e.status = 'past_due' then
-      if status is distinct from 'past_due' or grace_started_at is null then
+      -- One grace period per episode: only an active event (above) ends it.
+      if grace_started_at is null then
         grace_started_at := e.occurred_at;
         grace_until := e.occurred_at + make_interval(days => e.grace_days);
       end if;
@@ -61,8 +69,29 @@ as $$
   end
 $$;
 
--- Brings the organization's level A in line with the subscription; returns the effects.
--- The caller holds the organization lock.
+-- What the organization's subscriptions together entitle it to: level A until the latest
+-- entitlement end among them (none: no row), the subscription that gives it, and whether that
+-- end comes from a grace period (the row then ends as grace_ended).
+create or replace function private.level_a_entitlement(org uuid, as_of timestamptz default now())
+returns table (valid_until timestamptz, subscription_id uuid, provider_subscription_id text, status text, in_grace boolean)
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select e.until, s.id, s.provider_subscription_id, s.status, s.status <> 'active' and s.grace_until is not null
+  from public.subscriptions s
+  cross join lateral (select private.entitled_until(s.status, s.current_period_end, s.grace_until, as_of) as until) e
+  where s.organization_id = org and e.until > as_of
+  order by e.until desc, s.status = 'active' desc, s.id
+  limit 1
+$$;
+
+-- Brings the organization's level A in line with all its subscriptions after an event for `sub`;
+-- returns the effects (`entitled_by`: the provider's id of the subscription level A now comes
+-- from). History names the subscription whose event caused each change (subscription_id,
+-- subscription_event_id); the level row names the one that entitles it. The caller holds the
+-- organization lock.
 create or replace function private.sync_level_a(
   org uuid,
   sub public.subscriptions,
@@ -75,42 +104,51 @@ security definer
 set search_path = ''
 as $$
 declare
-  wanted timestamptz := private.entitled_until(sub.status, sub.current_period_end, sub.grace_until);
+  wanted record;
   current_a public.organization_status_levels;
+  action text;
+  grace_note text := 'payment failed: grace period until ' || to_char(sub.grace_until at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"');
   effects jsonb := '[]'::jsonb;
 begin
   perform private.expire_lapsed_levels(org);
   select * into current_a from public.organization_status_levels
   where organization_id = org and level = 'A' and is_active and valid_until > now();
+  select * into wanted from private.level_a_entitlement(org);
+  -- A grace period of this subscription concerns level A only while this subscription is what entitles it.
+  grace_started := grace_started and wanted.subscription_id is not distinct from sub.id;
 
-  if wanted is not null and wanted > now() then
+  if wanted.valid_until is not null then
     if current_a.id is null then
-      insert into public.organization_status_levels (organization_id, level, valid_until, granted_by, subscription_id)
-      values (org, 'A', wanted, null, sub.id)
+      insert into public.organization_status_levels (organization_id, level, valid_until, granted_by, subscription_id, in_grace)
+      values (org, 'A', wanted.valid_until, null, wanted.subscription_id, wanted.in_grace)
       returning * into current_a;
-      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, new_valid_until, subscription_event_id)
-      values (org, current_a.id, 'A', 'granted', null, 'subscription_' || sub.status, wanted, p_event_id);
-      effects := effects || jsonb_build_object('effect', 'granted', 'valid_until', wanted);
-    elsif current_a.valid_until is distinct from wanted or current_a.subscription_id is distinct from sub.id then
+      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, new_valid_until,
+                                               subscription_event_id, subscription_id)
+      values (org, current_a.id, 'A', 'granted', null, 'subscription_' || sub.status, wanted.valid_until, p_event_id, sub.id);
+      effects := effects || jsonb_build_object('effect', 'granted', 'valid_until', wanted.valid_until,
+                                               'entitled_by', wanted.provider_subscription_id);
+    elsif (current_a.valid_until, current_a.subscription_id, current_a.in_grace)
+          is distinct from (wanted.valid_until, wanted.subscription_id, wanted.in_grace) then
       update public.organization_status_levels
-      set valid_until = wanted, subscription_id = sub.id, updated_at = now()
+      set valid_until = wanted.valid_until, subscription_id = wanted.subscription_id, in_grace = wanted.in_grace, updated_at = now()
       where id = current_a.id;
-      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, new_valid_until, subscription_event_id)
-      values (org, current_a.id, 'A', case when grace_started then 'grace_started' else 'validity_updated' end, null,
-              case when grace_started then 'payment failed: grace period until ' || to_char(sub.grace_until at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
-                   else 'subscription_' || sub.status end,
-              current_a.valid_until, wanted, p_event_id);
-      effects := effects || jsonb_build_object('effect', case when grace_started then 'grace_started' else 'validity_updated' end,
-                                               'old_valid_until', current_a.valid_until, 'valid_until', wanted);
+      action := case when grace_started then 'grace_started' else 'validity_updated' end;
+      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until,
+                                               new_valid_until, subscription_event_id, subscription_id)
+      values (org, current_a.id, 'A', action, null, case when grace_started then grace_note else 'subscription_' || sub.status end,
+              current_a.valid_until, wanted.valid_until, p_event_id, sub.id);
+      effects := effects || jsonb_build_object('effect', action, 'old_valid_until', current_a.valid_until, 'valid_until', wanted.valid_until,
+                                               'entitled_by', wanted.provider_subscription_id);
     elsif grace_started then
-      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, new_valid_until, subscription_event_id)
-      values (org, current_a.id, 'A', 'grace_started', null,
-              'payment failed: grace period until ' || to_char(sub.grace_until at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'),
-              current_a.valid_until, current_a.valid_until, p_event_id);
-      effects := effects || jsonb_build_object('effect', 'grace_started', 'valid_until', current_a.valid_until);
+      insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until,
+                                               new_valid_until, subscription_event_id, subscription_id)
+      values (org, current_a.id, 'A', 'grace_started', null, grace_note, current_a.valid_until, current_a.valid_until, p_event_id, sub.id);
+      effects := effects || jsonb_build_object('effect', 'grace_started', 'valid_until', current_a.valid_until,
+                                               'entitled_by', sub.provider_subscription_id);
     end if;
   elsif current_a.id is not null then
-    if private.revoke_level(org, 'A', 'subscription_' || sub.status, null, 'revoked', p_event_id) then
+    -- No subscription entitles the organization any more (this one was the last).
+    if private.revoke_level(org, 'A', 'subscription_' || sub.status, null, 'revoked', p_event_id, sub.id) then
       effects := effects || jsonb_build_object('effect', 'revoked', 'reason', 'subscription_' || sub.status);
     end if;
   end if;
@@ -135,11 +173,12 @@ set search_path = ''
 as $$
 declare
   sub public.subscriptions;
+  prior record;
   state record;
   was_newest boolean;
   old_grace timestamptz;
   applied_effects jsonb;
-  inserted text;
+  answer jsonb;
 begin
   if p_status is null or p_status not in ('active', 'past_due', 'canceled', 'unpaid', 'incomplete') then
     perform private.fail(400, 'invalid_status', 'status must be active, past_due, canceled, unpaid or incomplete');
@@ -149,6 +188,25 @@ begin
   end if;
   if p_occurred_at is null or p_occurred_at > now() + interval '5 minutes' then
     perform private.fail(400, 'invalid_occurred_at', 'occurred_at must be given and not in the future');
+  end if;
+
+  -- Deliveries of one event id go one at a time, and a delivery seen before is answered from its
+  -- record before anything is written: a replay changes nothing at all.
+  perform pg_advisory_xact_lock(hashtextextended('subscription_event:' || p_event_id, 0));
+  select e.organization_id, e.status, e.occurred_at, e.current_period_end, e.reply, s.provider_subscription_id
+    into prior
+  from public.subscription_events e
+  join public.subscriptions s on s.id = e.subscription_id
+  where e.event_id = p_event_id;
+  if found then
+    if (prior.provider_subscription_id, prior.organization_id, prior.status, prior.occurred_at, prior.current_period_end)
+       is distinct from (p_provider_subscription_id, p_organization_id, p_status, p_occurred_at, p_current_period_end) then
+      perform private.fail(409, 'event_id_reused',
+        format('event %s was already received with a different body; nothing was changed', p_event_id),
+        'An event id names one event: send a new id for a new event.');
+    end if;
+    return coalesce(prior.reply, jsonb_build_object('event_id', p_event_id, 'effects', '[]'::jsonb))
+           || jsonb_build_object('outcome', 'duplicate');
   end if;
 
   perform private.lock_organization(p_organization_id);
@@ -166,12 +224,7 @@ begin
 
   insert into public.subscription_events (event_id, subscription_id, organization_id, status, occurred_at, current_period_end, grace_days, source, outcome)
   values (p_event_id, sub.id, p_organization_id, p_status, p_occurred_at, p_current_period_end, p_grace_days, p_source,
-          case when was_newest then 'applied' else 'stale' end)
-  on conflict (event_id) do nothing
-  returning event_id into inserted;
-  if inserted is null then
-    return jsonb_build_object('outcome', 'duplicate', 'event_id', p_event_id, 'subscription_id', sub.id, 'effects', '[]'::jsonb);
-  end if;
+          case when was_newest then 'applied' else 'stale' end);
 
   select * into state from private.subscription_state(sub.id);
   update public.subscriptions
@@ -183,9 +236,7 @@ begin
 
   applied_effects := private.sync_level_a(p_organization_id, sub, p_event_id,
     sub.grace_started_at is not null and sub.grace_started_at is distinct from old_grace);
-  update public.subscription_events set effects = applied_effects where event_id = p_event_id;
-
-  return jsonb_build_object(
+  answer := jsonb_build_object(
     'outcome', case when was_newest then 'applied' else 'stale' end,
     'event_id', p_event_id,
     'organization_id', p_organization_id,
@@ -195,6 +246,8 @@ begin
     'grace_until', sub.grace_until,
     'effects', applied_effects
   );
+  update public.subscription_events set effects = applied_effects, reply = answer where event_id = p_event_id;
+  return answer;
 end;
 $$;
 
@@ -312,7 +365,12 @@ begin
   if p_days is null or p_days < 1 or p_days > 90 then
     perform private.fail(400, 'invalid_days', 'a grace period lasts 1 to 90 days');
   end if;
-  select * into sub from public.subscriptions where organization_id = p_organization_id order by updated_at desc limit 1;
+  -- The subscription that entitles the organization to A now, else its most recent one.
+  select s.* into sub from public.subscriptions s
+  left join private.level_a_entitlement(p_organization_id) e on e.subscription_id = s.id
+  where s.organization_id = p_organization_id
+  order by e.subscription_id is not null desc, s.updated_at desc
+  limit 1;
   if not found then
     perform private.fail(404, 'subscription_not_found', 'the organization has no subscription');
   end if;
@@ -331,13 +389,15 @@ set search_path = ''
 as $$
 begin
   perform private.require_system();
-  return coalesce((
-    select s.status <> 'active' and s.grace_until is not null and s.grace_until <= now()
-    from public.subscriptions s
-    where s.organization_id = p_organization_id
-    order by s.updated_at desc
-    limit 1
-  ), false);
+  -- Ended: no subscription entitles the organization any more, and the latest grace period is over.
+  return not exists (select 1 from private.level_a_entitlement(p_organization_id))
+     and coalesce((
+       select s.grace_until <= now()
+       from public.subscriptions s
+       where s.organization_id = p_organization_id and s.grace_until is not null
+       order by s.grace_until desc
+       limit 1
+     ), false);
 end;
 $$;
 

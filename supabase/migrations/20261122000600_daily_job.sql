@@ -57,12 +57,12 @@ as $$
     update public.organization_status_levels l
     set is_active = false, ended_at = l.valid_until, end_reason = private.lapse_reason(l), updated_at = now()
     where l.id = any (ids) and l.is_active
-    returning l.id, l.organization_id, l.level, l.valid_until, l.end_reason as reason
+    returning l.id, l.organization_id, l.level, l.valid_until, l.end_reason as reason, l.subscription_id
   ), history as (
-    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
+    insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until, subscription_id)
     select organization_id, id, level, reason, null,
            case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
-           valid_until
+           valid_until, subscription_id
     from ended
   ), queued as (
     insert into public.notification_queue (organization_id, kind, status_level_id, level, valid_until)

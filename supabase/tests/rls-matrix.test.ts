@@ -722,7 +722,7 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
       args: () => ({}),
       expect: {
         anon: NO_EXECUTE, outsider: marked(0), member: marked(1), manager: marked(0), owner: marked(1), orgAdmin: marked(0),
-        platformAdmin: marked(0), revokedPlatformAdmin: marked(0), otherOrgOwner: marked(1), serviceRole: fails(401, "unauthorized"),
+        platformAdmin: marked(0), revokedPlatformAdmin: marked(0), otherOrgOwner: marked(1), serviceRole: NO_EXECUTE,
       },
     },
   ],
@@ -1172,6 +1172,59 @@ describe("beyond the grid", () => {
     });
     const read = await fetch(`${stack.supabaseUrl}/rest/v1/review_daily_stats?select=*`, { headers: { ...headers, "Accept-Profile": "private" } });
     expect([call.status, read.status]).toEqual([406, 406]);
+  });
+
+  it("every function an API role can execute is on the allow-list, and no API role but the service role can use a sequence", async () => {
+    // Functions are not executable by default (the first migration revokes PUBLIC's and Supabase's
+    // default grants); each is granted on purpose. A new function that is not granted here cannot
+    // be reached by accident, and one granted by mistake fails this test.
+    const policyHelpers = [
+      "private.all_https_urls(text[])", "private.can_manage_org(uuid)", "private.is_org_member(uuid)",
+      "private.is_platform_admin()", "private.is_valid_time_zone(text)", "private.org_role(uuid)",
+    ];
+    const publicReads = ["public.get_current_status_level(uuid)", "public.get_organization_status(uuid)", "public.status_levels_ping()"];
+    const members = [
+      "public.approve_upgrade_request(uuid,text)", "public.cancel_upgrade_request(uuid)", "public.check_level_c_criteria(uuid)",
+      "public.create_upgrade_request(uuid,text,text,text[])", "public.get_status_level_history(uuid,integer,integer)",
+      "public.grant_status_level(uuid,text,timestamp with time zone,uuid,text)", "public.list_pending_upgrade_requests(integer,integer)",
+      "public.list_upgrade_requests(uuid,text,integer,integer)", "public.reject_upgrade_request(uuid,text)",
+      "public.renew_status_level_b(uuid,text)", "public.revoke_status_level(uuid,text,text)",
+      "public.update_status_validity(uuid,text,timestamp with time zone,text)",
+    ];
+    const allowList = {
+      anon: [...policyHelpers, ...publicReads],
+      authenticated: [...policyHelpers, ...publicReads, ...members, "public.mark_notifications_read(uuid[])"],
+      service_role: [
+        ...policyHelpers, ...publicReads, ...members,
+        "public.apply_subscription_event(text,text,uuid,text,timestamp with time zone,timestamp with time zone)",
+        "public.complete_email_deliveries(jsonb,timestamp with time zone,integer)", "public.ensure_level_a(uuid,uuid)",
+        "public.handle_subscription_status_change(uuid,text,timestamp with time zone,timestamp with time zone)",
+        "public.is_grace_period_ended(uuid)", "public.run_daily_job_step(text,timestamp with time zone,integer,uuid[],jsonb)",
+        "public.start_grace_period(uuid,integer)",
+      ],
+    };
+    const rows = await exec<{ role: keyof typeof allowList; fn: string }>(
+      `select r.role, n.nspname || '.' || p.proname || '(' || coalesce((
+         select string_agg(format_type(t.oid, null), ',' order by t.ord) from unnest(p.proargtypes::oid[]) with ordinality as t(oid, ord)
+       ), '') || ')' as fn
+       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+       cross join (values ('anon'), ('authenticated'), ('service_role')) as r(role)
+       where n.nspname in ('public', 'private') and has_function_privilege(r.role, p.oid, 'execute')
+         and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')`,
+    );
+    const executable = Object.fromEntries(
+      Object.keys(allowList).map((role) => [role, rows.filter((r) => r.role === role).map((r) => r.fn).sort()]),
+    );
+    expect(executable).toEqual(Object.fromEntries(Object.entries(allowList).map(([role, fns]) => [role, [...fns].sort()])));
+
+    const sequences = await exec<{ sequence: string; role: string }>(
+      `select c.relname as sequence, r.role
+       from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       cross join (values ('anon'), ('authenticated')) as r(role)
+       where c.relkind = 'S' and n.nspname in ('public', 'private')
+         and (has_sequence_privilege(r.role, c.oid, 'usage') or has_sequence_privilege(r.role, c.oid, 'select') or has_sequence_privilege(r.role, c.oid, 'update'))`,
+    );
+    expect(sequences, "sequences anon/authenticated may use").toEqual([]);
   });
 
   it("API roles can execute no function of the schema `private` but the policy and constraint helpers", async () => {

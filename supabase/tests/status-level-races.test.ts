@@ -176,6 +176,72 @@ describe("concurrent upgrade requests", () => {
   });
 });
 
+describe("approving a B request while B is revoked", () => {
+  it("an approval that read B as active while a revoke held the organization lock grants a new B instead of failing (decided under the lock)", async () => {
+    const orgId = await fixtures.organization();
+    const owner = await fixtures.member(orgId, "owner");
+    const [reviewer, revoker] = await platformAdmins(2);
+    const originalB = await arrangeB(orgId, await fromNow(30 * DAY));
+    const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_requested_level: "B" });
+    let approval: Promise<RpcResult<any>> | null = null;
+    await committedAs({ role: "authenticated", userId: revoker!.id }, async (tx) => {
+      await tx`select public.revoke_status_level(${orgId}, 'B', 'revoked while an approval is on its way')`;
+      // The approval starts while the revoke holds the lock and has not committed yet.
+      approval = rpc(reviewer!.token, "approve_upgrade_request", { p_request_id: request.id, p_notes: "verified again" });
+      await sleep(500);
+    });
+    const approved = await approval!;
+    expect(approved.error).toBeNull();
+    const stored = await requestById(request.id);
+    expect(stored.status).toBe("approved");
+    const levels = await levelsOf(orgId);
+    expect(levels.map((l) => [l.id === originalB, l.is_active, l.end_reason])).toEqual([[true, false, "revoked"], [false, true, null]]);
+    expect(stored.granted_status_level_id).toBe(levels[1]!.id);
+  });
+
+  it(`approve and revoke racing ${N} times: the approval never fails for a state that changed between check and lock; every outcome matches one serial order`, async () => {
+    const reviewers = await platformAdmins(2);
+    const rounds = await Promise.all(
+      Array.from({ length: N }, async () => {
+        const orgId = await fixtures.organization();
+        const owner = await fixtures.member(orgId, "owner");
+        const originalB = await arrangeB(orgId, await fromNow(30 * DAY));
+        const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_requested_level: "B" });
+        return { orgId, originalB, requestId: request.id as string };
+      }),
+    );
+    const orders: Record<string, number> = {};
+    await Promise.all(
+      rounds.map(async ({ orgId, originalB, requestId }, i) => {
+        const approve = () => rpc(reviewers[0]!.token, "approve_upgrade_request", { p_request_id: requestId, p_notes: "verified again" });
+        const revoke = () => rpc<boolean>(reviewers[1]!.token, "revoke_status_level", { p_organization_id: orgId, p_level: "B", p_reason: "revoked in the race" });
+        const [approved, revoked] = i % 2 === 0 ? await Promise.all([approve(), revoke()]) : ((await Promise.all([revoke(), approve()])).reverse() as [RpcResult<any>, RpcResult<boolean>]);
+
+        expect(approved.error, `round ${i}: approve`).toBeNull();
+        expect(revoked.error, `round ${i}: revoke`).toBeNull();
+        expect(revoked.data, `round ${i}: B was active whichever ran first`).toBe(true);
+        const stored = await requestById(requestId);
+        expect(stored.status).toBe("approved");
+        const levels = await levelsOf(orgId);
+        const history = (await historyOf(orgId)).map((h) => `${h.action}:${h.status_level_id === originalB ? "original" : h.status_level_id ? "new" : "-"}`);
+        if (stored.granted_status_level_id === originalB) {
+          // approve, then revoke: the original B was renewed, then revoked.
+          expect(levels.map((l) => [l.id === originalB, l.is_active, l.end_reason])).toEqual([[true, false, "revoked"]]);
+          expect(history).toEqual(["request_created:-", "renewed:original", "request_approved:original", "revoked:original"]);
+          orders["approve, revoke"] = (orders["approve, revoke"] ?? 0) + 1;
+        } else {
+          // revoke, then approve: the original B was revoked, the approval granted a new B.
+          expect(levels.map((l) => [l.id === originalB, l.is_active, l.end_reason])).toEqual([[true, false, "revoked"], [false, true, null]]);
+          expect(levels[1]!.id).toBe(stored.granted_status_level_id);
+          expect(history).toEqual(["request_created:-", "revoked:original", "granted:new", "request_approved:new"]);
+          orders["revoke, approve"] = (orders["revoke, approve"] ?? 0) + 1;
+        }
+      }),
+    );
+    expect(Object.values(orders).reduce((a, b) => a + b, 0)).toBe(N);
+  }, 60_000);
+});
+
 describe("expiry by time", () => {
   it("a row past valid_until is not current, even while is_active is still true", async () => {
     const o = await fixtures.orgWithPeople();

@@ -419,12 +419,20 @@ describe("upgrade requests: creating", () => {
     const o = await fixtures.orgWithPeople();
     const urls = (n: number) => Array.from({ length: n }, (_, i) => `https://evidence.example/doc/${i}?page=1#top`);
     expectApiError(await createRequest(o.owner.token, o.orgId, "B", { p_evidence_urls: urls(11) }), 400, "too_many_evidence_urls");
-    for (const bad of ["http://evidence.example/doc", "https://", "https://evi dence.example/", "ftp://evidence.example/x", "evidence.example/doc", "javascript:alert(1)", "https:///path"]) {
+    for (const bad of [
+      "http://evidence.example/doc", "https://", "https://evi dence.example/", "ftp://evidence.example/x", "evidence.example/doc",
+      "javascript:alert(1)", "https:///path", "https://user:pass@evidence.example/", "https://user@evidence.example/doc",
+      "https://:secret@evidence.example", "https://evidence.example@attacker.example/",
+    ]) {
       expectApiError(await createRequest(o.owner.token, o.orgId, "B", { p_evidence_urls: ["https://fine.example/", bad] }), 400, "invalid_evidence_url");
     }
     expect(await requestsOf(o.orgId)).toEqual([]);
     const ok = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_evidence_urls: urls(10) });
     expect(ok.evidence_urls).toEqual(urls(10));
+    // An @ after the host (a profile path) is not a credential.
+    await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: ok.id });
+    const profile = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_evidence_urls: ["https://medium.example/@org/case-study"] });
+    expect(profile.evidence_urls).toEqual(["https://medium.example/@org/case-study"]);
   });
 
   it("one pending request per organization (409 request_already_pending); after a decision a new one may be made", async () => {
@@ -472,6 +480,65 @@ describe("upgrade requests: creating", () => {
     const farAway = await fixtures.orgWithPeople();
     await arrangeB(farAway.orgId, await fromNow(500 * DAY));
     expectApiError(await createRequest(farAway.owner.token, farAway.orgId, "B"), 422, "renewal_too_early");
+  });
+});
+
+describe("upgrade requests: the rate limit holds in SQL, for direct PostgREST callers too", () => {
+  const LIMIT_PER_USER = 5;
+  const LIMIT_PER_ORG = 10;
+
+  it(`a member calling PostgREST directly creates at most ${LIMIT_PER_USER} requests per window (429 rate_limited with a retry time), so create/cancel loops cannot fill the history`, async () => {
+    const o = await fixtures.orgWithPeople();
+    const outcomes: string[] = [];
+    let limited: Awaited<ReturnType<typeof createRequest>> | null = null;
+    for (let i = 0; i < 12; i++) {
+      const created = await createRequest(o.owner.token, o.orgId, "B");
+      if (created.error) {
+        limited ??= created;
+        outcomes.push(`${created.status} ${created.error.message.split(":")[0]}`);
+        continue;
+      }
+      outcomes.push("created");
+      expect((await cancel(o.owner.token, (created.data as { id: string }).id)).error).toBeNull();
+    }
+    expect(outcomes).toEqual([...Array(LIMIT_PER_USER).fill("created"), ...Array(12 - LIMIT_PER_USER).fill("429 rate_limited")]);
+    expectApiError(limited!, 429, "rate_limited");
+    const retryAfter = (JSON.parse(limited!.error!.details!) as { retry_after_seconds: number }).retry_after_seconds;
+    expect(retryAfter).toBeGreaterThan(590);
+    expect(retryAfter).toBeLessThanOrEqual(600);
+    expect(limited!.error!.message).toMatch(/try again in \d+ s/);
+    expect(await historyOf(o.orgId)).toHaveLength(2 * LIMIT_PER_USER);
+  });
+
+  it(`an organization gets at most ${LIMIT_PER_ORG} requests per window whoever asks, and a user at their limit is limited in every organization`, async () => {
+    const o = await fixtures.orgWithPeople();
+    const owners = [o.owner, o.admin, await fixtures.member(o.orgId, "owner", "second-owner")];
+    const outcomes: Record<string, number> = {};
+    for (const who of owners) {
+      for (let i = 0; i < LIMIT_PER_USER; i++) {
+        const created = await createRequest(who.token, o.orgId, "B");
+        const label = created.error ? created.error.message.split(":")[0]! : "created";
+        outcomes[label] = (outcomes[label] ?? 0) + 1;
+        if (!created.error) await cancel(who.token, (created.data as { id: string }).id);
+      }
+    }
+    expect(outcomes).toEqual({ created: LIMIT_PER_ORG, rate_limited: 3 * LIMIT_PER_USER - LIMIT_PER_ORG });
+
+    // o.owner used up their own limit above: another organization they own refuses them too.
+    const elsewhere = await fixtures.organization();
+    await exec("insert into public.organization_members (organization_id, user_id, role) values ($1, $2, 'owner')", [elsewhere, o.owner.id]);
+    expectApiError(await createRequest(o.owner.token, elsewhere, "B"), 429, "rate_limited");
+  });
+
+  it(`${2 * LIMIT_PER_USER} concurrent requests by one user for ${2 * LIMIT_PER_USER} organizations: exactly ${LIMIT_PER_USER} are created`, async () => {
+    const owner = await fixtures.user("busy-owner");
+    const orgs = await Promise.all(Array.from({ length: 2 * LIMIT_PER_USER }, () => fixtures.organization()));
+    for (const orgId of orgs) await exec("insert into public.organization_members (organization_id, user_id, role) values ($1, $2, 'owner')", [orgId, owner.id]);
+    const results = await Promise.all(orgs.map((orgId) => createRequest(owner.token, orgId, "B")));
+    expect(results.filter((r) => !r.error)).toHaveLength(LIMIT_PER_USER);
+    for (const r of results.filter((x) => x.error)) expectApiError(r, 429, "rate_limited");
+    const [row] = await exec<{ n: number }>("select count(*)::int as n from public.upgrade_requests where requested_by = $1", [owner.id]);
+    expect(row!.n).toBe(LIMIT_PER_USER);
   });
 });
 
