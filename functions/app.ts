@@ -101,7 +101,7 @@ function corsFor(setting: string | undefined): MiddlewareHandler<AppEnv> {
       origin: (origin) => (allowed === "*" ? "*" : allowed.includes(origin) ? origin : null),
       allowMethods: ["GET", "POST", "OPTIONS"],
       allowHeaders: ["authorization", "content-type", "x-request-id", "if-none-match"],
-      exposeHeaders: ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count", "ratelimit-limit", "ratelimit-remaining"],
+      exposeHeaders: ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count"],
       credentials: true,
       maxAge: 600,
     });

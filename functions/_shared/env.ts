@@ -19,9 +19,6 @@ export interface Env {
   CACHE_KEY_PREFIX?: string;
   /** Per-call limit for Supabase and Redis, so a stuck dependency becomes a 503, not a hang. */
   DEPENDENCY_TIMEOUT_MS?: string;
-  /** Upgrade requests a user may create per window (default 5 per 600 s). */
-  UPGRADE_REQUEST_RATE_LIMIT?: string;
-  UPGRADE_REQUEST_RATE_WINDOW_SECONDS?: string;
   SUBSCRIPTION_WEBHOOK_SECRET?: string;
   EMAIL_API_URL?: string;
   EMAIL_API_TOKEN?: string;
@@ -41,8 +38,6 @@ const configSchema = z.object({
   STATUS_CACHE_ENABLED: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
   CACHE_KEY_PREFIX: z.string().regex(/^[\w.-]{1,40}$/).default("sl"),
   DEPENDENCY_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(5000),
-  UPGRADE_REQUEST_RATE_LIMIT: z.coerce.number().int().min(1).max(10_000).default(5),
-  UPGRADE_REQUEST_RATE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(600),
   SUBSCRIPTION_WEBHOOK_SECRET: z.string().min(16).optional(),
   EMAIL_API_URL: z.url().optional(),
   EMAIL_API_TOKEN: z.string().optional(),

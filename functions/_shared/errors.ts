@@ -75,7 +75,15 @@ export function fromDbError(error: DbError, status: number): ApiError {
   const own = /^([a-z][a-z0-9_]*): (.+)$/s.exec(message);
   if (/^PT\d{3}$/.test(code) && own) {
     const httpStatus = Number(code.slice(2)) as ContentfulStatusCode;
-    return new ApiError(httpStatus, own[1]!, own[2]!, error.hint ? { hint: error.hint } : {});
+    const extra: Record<string, unknown> = error.hint ? { hint: error.hint } : {};
+    const headers: Record<string, string> = {};
+    // A rate limit in SQL says when to come back (DETAIL `{"retry_after_seconds": n}`).
+    const retryAfter = httpStatus === 429 ? retryAfterSeconds(error.details) : null;
+    if (retryAfter !== null) {
+      extra.retry_after_seconds = retryAfter;
+      headers["retry-after"] = String(retryAfter);
+    }
+    return new ApiError(httpStatus, own[1]!, own[2]!, extra, headers);
   }
   if (status === 0 || status === 502 || status === 503 || status === 504 || /^PGRST00\d$/.test(code) || code === "57014") {
     return dependencyDown("database", "the database is unavailable; try again shortly");
@@ -101,4 +109,13 @@ export function fromDbError(error: DbError, status: number): ApiError {
   if (status === 401) return unauthorized("the token was rejected by the database");
   if (status === 403) return forbidden("you are not allowed to do this");
   return new ApiError(500, "internal_error", "unexpected database error", { db_code: code || undefined });
+}
+
+function retryAfterSeconds(details: string | null | undefined): number | null {
+  try {
+    const value = (JSON.parse(details ?? "") as { retry_after_seconds?: unknown }).retry_after_seconds;
+    return typeof value === "number" && Number.isInteger(value) && value > 0 ? value : null;
+  } catch {
+    return null;
+  }
 }

@@ -1,7 +1,5 @@
 import { requireCaller } from "../../_shared/auth.ts";
 import { invalidateOrganizations } from "../../_shared/cache.ts";
-import { config } from "../../_shared/env.ts";
-import { enforceRateLimit } from "../../_shared/rate-limit.ts";
 import { defineRoute } from "../../_shared/route.ts";
 import { callRpc } from "../../_shared/rpc.ts";
 import { CreateUpgradeRequestBody, UpgradeRequest } from "../../_shared/schemas.ts";
@@ -14,7 +12,8 @@ export const createUpgradeRequest = defineRoute({
   summary: "Ask for level B or C (organization owners and admins)",
   description:
     "At most one pending request per organization (409). C needs an active B (422). A request for B while B is " +
-    "active is a renewal and is accepted within 60 days of its end. Rate-limited per user (429 with Retry-After).",
+    "active is a renewal and is accepted within 60 days of its end. Rate-limited in the database, for direct " +
+    "PostgREST callers too: 5 requests per user and 10 per organization in any 10 minutes (429 with Retry-After).",
   tags: ["upgrade requests"],
   auth: "required",
   body: CreateUpgradeRequestBody,
@@ -22,8 +21,6 @@ export const createUpgradeRequest = defineRoute({
   errors: [400, 401, 403, 404, 409, 415, 422, 429, 503],
   handler: async (c, { body }) => {
     const caller = requireCaller(c.get("caller"));
-    const cfg = config(c.env);
-    await enforceRateLimit(c, "upgrade-request", caller.userId, cfg.UPGRADE_REQUEST_RATE_LIMIT, cfg.UPGRADE_REQUEST_RATE_WINDOW_SECONDS);
     const request = await callRpc(supabaseAsCaller(c.env, caller.token), "create_upgrade_request", {
       p_organization_id: body.organization_id,
       p_requested_level: body.requested_level,
