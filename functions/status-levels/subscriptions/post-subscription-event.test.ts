@@ -121,6 +121,21 @@ describe("idempotency and ordering", () => {
     expect((await state(orgId)).history).toEqual(["granted"]);
   });
 
+  it("a replay gets the first answer again (outcome duplicate); the same id with another body is 409 event_id_reused and changes nothing", async () => {
+    const orgId = await fixtures.organization();
+    const e = event(orgId, `sub_${crypto.randomUUID()}`, "active", Date.now() - day, Date.now() + 30 * day);
+    const first = await body(await postSignedEvent(e));
+    const replay = await body(await postSignedEvent(e));
+    expect(replay).toEqual({ ...first, outcome: "duplicate" });
+    const before = await state(orgId);
+    const reused = await postSignedEvent({ ...e, subscription_id: `sub_${crypto.randomUUID()}`, status: "canceled", current_period_end: undefined });
+    const problem = await expectProblem(reused, 409, "event_id_reused");
+    expect(problem.detail).toMatch(/different body/);
+    expect(await state(orgId)).toEqual(before);
+    const subs = await exec("select count(*)::int as n from public.subscriptions where organization_id = $1", [orgId]);
+    expect(subs[0]!.n).toBe(1);
+  });
+
   it("an event older than the newest applied one is stale and does not change the status", async () => {
     const orgId = await fixtures.organization();
     const now = Date.now();
