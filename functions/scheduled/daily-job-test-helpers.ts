@@ -3,7 +3,7 @@ import "../../scripts/test/provided-email.ts";
 import type { LogFn } from "../_shared/app-env.ts";
 import type { Env } from "../_shared/env.ts";
 import { exec, fixtures, testEnv } from "../_test/harness.ts";
-import { runDailyJob, type DailyJobSummary } from "./daily-job.ts";
+import { runDailyJob, type DailyJobOptions, type DailyJobSummary } from "./daily-job.ts";
 
 /**
  * Helpers for the daily job's tests: scoped runs, the rows the job writes, and the recording
@@ -31,7 +31,13 @@ export interface LogLine {
 /** Runs the daily job for these organizations only (never unscoped: tests share one database). */
 export async function runJob(
   organizationIds: string[],
-  options: { asOf?: number | string; env?: Partial<Env>; batchSize?: number; logs?: LogLine[] } = {},
+  options: {
+    asOf?: number | string;
+    env?: Partial<Env>;
+    batchSize?: number;
+    logs?: LogLine[];
+    budget?: Pick<DailyJobOptions, "deadlineMs" | "hardDeadlineMs" | "emailTimeoutMs">;
+  } = {},
 ): Promise<DailyJobSummary> {
   if (organizationIds.length === 0) throw new Error("runJob needs the test's own organizations");
   const log: LogFn = (level, msg, fields = {}) => options.logs?.push({ level, msg, fields });
@@ -39,6 +45,7 @@ export async function runJob(
     organizationIds,
     ...(options.asOf !== undefined ? { asOf: typeof options.asOf === "number" ? iso(options.asOf) : options.asOf } : {}),
     ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
+    ...options.budget,
     log,
   });
 }
@@ -220,6 +227,17 @@ export async function setRecorderFailing(recipients: string[], fail: boolean): P
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ to: recipients, fail }),
+  });
+  if (!res.ok) throw new Error(`recorder control: ${res.status} ${await res.text()}`);
+}
+
+/** Makes the recorder a slow API for these recipients: it records each request and answers `ms` later. */
+export async function setRecorderDelay(recipients: string[], ms: number): Promise<void> {
+  if (recipients.length === 0) throw new Error("only ever slow down the test's own recipients");
+  const res = await fetch(`${emailServer.controlUrl}/__control`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ to: recipients, delayMs: ms }),
   });
   if (!res.ok) throw new Error(`recorder control: ${res.status} ${await res.text()}`);
 }

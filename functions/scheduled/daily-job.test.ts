@@ -22,6 +22,7 @@ import {
   recordedContaining,
   recordedFor,
   runJob,
+  setRecorderDelay,
   setRecorderFailing,
   viaRecorder,
   type LogLine,
@@ -722,11 +723,97 @@ describe("daily job: e-mail delivery (a real HTTP e-mail API)", () => {
       JSON.stringify([{ id: mail!.id, ok: false, error: "HTTP 503: try later" }]),
       iso(later),
     ]);
-    expect(result!.r).toEqual({ sent: 0, failed: 1, dead: 0 });
+    expect(result!.r).toEqual({ sent: 0, failed: 1, dead: 0, released: 0 });
     const [after] = (await outboxOf([p.orgId])).filter((m) => m.id === mail!.id);
     expect(after).toMatchObject({ state: "failed", attempts: 10, last_error: "HTTP 503: try later" });
     expect(Date.parse(after!.next_attempt_at)).toBe(later + 12 * HOUR);
     await setRecorderFailing([p.owner.email], false);
+  });
+});
+
+describe("daily job: the time budget (every run ends inside the platform's limit with its sends recorded)", () => {
+  it("a run whose time runs out while e-mails are due records every send it made, ends within its budget, and the next run sends each remaining e-mail once", async () => {
+    const end = farEnd();
+    const tag = crypto.randomUUID().slice(0, 8);
+    const { orgIds } = await bulkOrgsWithB(100, tag, end);
+    const recipients = (await exec<{ email: string }>("select email from auth.users where email like $1", [`bulk-${tag}-%`])).map((u) => u.email);
+    expect(recipients).toHaveLength(200);
+    // A slow e-mail API: 200 e-mails, 8 at a time, 400 ms each, need about 10 s.
+    await setRecorderDelay(recipients, 400);
+    const asOf = end - 7 * DAY + HOUR;
+    // No batch after 6 s, everything over and recorded by 9 s; recording keeps the last 5 s
+    // (DEPENDENCY_TIMEOUT_MS), so sends fit in the first ~4 s and none starts with under 1.5 s left.
+    const budget = { deadlineMs: 6_000, hardDeadlineMs: 9_000, emailTimeoutMs: 3_000 };
+    const logs: LogLine[] = [];
+
+    const started = Date.now();
+    const cut = await runJob(orgIds, { asOf, env: { ...viaRecorder, DEPENDENCY_TIMEOUT_MS: "5000" }, budget, logs });
+    const took = Date.now() - started;
+
+    expect(took).toBeLessThanOrEqual(budget.hardDeadlineMs);
+    expect(cut.ok).toBe(true);
+    expect(cut.steps.deliver).toMatchObject({ ok: true, incomplete: true, emails_enqueued: 200, failed: 0, dead: 0 });
+    const sentFirst = cut.steps.deliver.sent as number;
+    expect(sentFirst).toBeGreaterThan(0);
+    expect(sentFirst).toBeLessThan(200);
+    // Every send it made is recorded: the outbox says sent for exactly what the API received.
+    let outbox = await outboxOf(orgIds);
+    const received = await recordedContaining(`bulk-${tag}-`);
+    expect(received.every((r) => r.status === 200)).toBe(true);
+    const sentRows = outbox.filter((m) => m.state === "sent");
+    expect(sentRows.map((m) => m.id).sort()).toEqual(received.map((r) => r.idempotency_key).sort());
+    for (const m of sentRows) expect(m.provider_message_id).toBe(received.find((r) => r.idempotency_key === m.id)!.message_id);
+    // The rest waits for the next run: no attempt counted, no lease left behind.
+    const left = outbox.filter((m) => m.state !== "sent");
+    expect(left).toHaveLength(200 - sentFirst);
+    for (const m of left) expect(m).toMatchObject({ state: "pending", attempts: 0, locked_until: null });
+    // At 3 a.m. the log says why it stopped and what it left.
+    const stop = logs.find((l) => l.msg === "daily job deadline reached; the next run continues" && l.fields.step === "deliver");
+    expect(stop?.fields).toMatchObject({ reason: "hard_end", sent: sentFirst, emails_left: 200 - sentFirst });
+    expect(cut.steps.deliver.emails_left).toBe(200 - sentFirst);
+
+    await setRecorderDelay(recipients, 0);
+    const next = await runJob(orgIds, { asOf: asOf + HOUR, env: viaRecorder });
+
+    expect(next.ok).toBe(true);
+    expect(next.steps.deliver).toMatchObject({ ok: true, sent: 200 - sentFirst, failed: 0 });
+    expect(next.steps.deliver.incomplete).toBeUndefined();
+    outbox = await outboxOf(orgIds);
+    expect(outbox.every((m) => m.state === "sent" && m.attempts === 1)).toBe(true);
+    const all = await recordedContaining(`bulk-${tag}-`);
+    expect(all).toHaveLength(200);
+    expect(new Set(all.map((r) => r.idempotency_key))).toEqual(new Set(outbox.map((m) => m.id)));
+    expect(new Set(all.map((r) => r.body?.to)).size).toBe(200);
+  });
+
+  it("an e-mail claimed but not attempted is released when the batch is recorded: no attempt counted, claimable again at once", async () => {
+    const p = await fixtures.orgWithPeople();
+    const asOf = farEnd(300);
+    const [tried, notTried] = await exec<{ id: string; next_attempt_at: string }>(
+      `insert into public.email_outbox (organization_id, recipient, kind, subject, body_text, dedupe_key, next_attempt_at)
+       select $1, r, 'expiry_notice', 'subject', 'text', 'test:' || gen_random_uuid(), $2::timestamptz - interval '1 minute'
+       from unnest(array[$3, $4]) r returning id, next_attempt_at`,
+      [p.orgId, iso(asOf), p.owner.email, p.admin.email],
+    );
+    const claim = async () =>
+      ((await exec<{ r: { emails: Array<{ id: string }> } }>("select public.run_daily_job_step('claim_emails', $1, 200, array[$2]::uuid[]) as r", [iso(asOf), p.orgId]))[0]!.r.emails)
+        .map((e) => e.id)
+        .sort();
+    expect(await claim()).toEqual([tried!.id, notTried!.id].sort());
+    expect(await claim()).toEqual([]);
+
+    const [result] = await exec<{ r: Record<string, number> }>("select public.complete_email_deliveries($1::text::jsonb, $2::timestamptz) as r", [
+      JSON.stringify([{ id: tried!.id, ok: true, provider_message_id: "msg-1" }, { id: notTried!.id, attempted: false }]),
+      iso(asOf),
+    ]);
+
+    expect(result!.r).toEqual({ sent: 1, failed: 0, dead: 0, released: 1 });
+    const rows = await outboxOf([p.orgId]);
+    expect(rows.find((m) => m.id === tried!.id)).toMatchObject({ state: "sent", attempts: 1, locked_until: null });
+    const released = rows.find((m) => m.id === notTried!.id)!;
+    expect(released).toMatchObject({ state: "pending", attempts: 0, locked_until: null, last_error: null, sent_at: null });
+    expect(Date.parse(released.next_attempt_at)).toBe(Date.parse(notTried!.next_attempt_at));
+    expect(await claim()).toEqual([notTried!.id]);
   });
 });
 

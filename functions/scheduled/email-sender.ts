@@ -10,13 +10,16 @@ export interface OutgoingEmail {
 
 export type SendResult = { id: string; ok: true; provider_message_id: string } | { id: string; ok: false; error: string };
 
+/** How long one e-mail may take before it is given up (and retried by a later run). */
+export const EMAIL_TIMEOUT_MS = 10_000;
+
 /**
  * Sends one e-mail through the HTTP e-mail API configured by EMAIL_API_URL (JSON
  * `{from, to, subject, text}`, bearer EMAIL_API_TOKEN, the outbox id as Idempotency-Key so a
  * provider can drop a repeat after a lost answer). Without EMAIL_API_URL (local default) the
- * message is logged and counts as sent.
+ * message is logged and counts as sent. `timeoutMs` cuts the wait short (the daily job's time left).
  */
-export async function sendEmail(env: Env, email: OutgoingEmail): Promise<SendResult> {
+export async function sendEmail(env: Env, email: OutgoingEmail, { timeoutMs = EMAIL_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<SendResult> {
   const cfg = config(env);
   if (!cfg.EMAIL_API_URL) {
     log("info", "email (no EMAIL_API_URL: logged, not sent)", { outbox_id: email.id, to: email.recipient, subject: email.subject, text: email.body_text });
@@ -31,7 +34,7 @@ export async function sendEmail(env: Env, email: OutgoingEmail): Promise<SendRes
         ...(cfg.EMAIL_API_TOKEN ? { authorization: `Bearer ${cfg.EMAIL_API_TOKEN}` } : {}),
       },
       body: JSON.stringify({ from: cfg.EMAIL_FROM, to: email.recipient, subject: email.subject, text: email.body_text }),
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(timeoutMs),
     });
     const text = await res.text();
     if (!res.ok) return { id: email.id, ok: false, error: `HTTP ${res.status}: ${text.slice(0, 300)}` };

@@ -9,10 +9,11 @@ import { freePort } from "../stack/net.ts";
  *
  * - `POST <url>` (any path not starting with `/__`): an e-mail. Answers 200 `{id}`, or 500 when a
  *   failure rule matches the recipient.
- * - `POST /__control` `{to?: string | string[], fail?: boolean, failNext?: number, status?: number}`:
+ * - `POST /__control` `{to?: string | string[], fail?: boolean, failNext?: number, status?: number, delayMs?: number}`:
  *   with `to`, the rule applies to those recipients only (tests run in parallel: always pass `to`);
  *   without, to every recipient. `fail: true` fails until `fail: false`; `failNext: n` fails the
- *   next n requests; `status` is the failing HTTP status (default 500).
+ *   next n requests; `status` is the failing HTTP status (default 500); `delayMs` makes it a slow
+ *   API: each request is recorded when it arrives and answered that much later (0 to stop).
  * - `GET /__requests?to=a@x&to=b@y` (or `?contains=part-of-the-address`): the recorded requests.
  */
 
@@ -39,6 +40,7 @@ export interface EmailServerControl {
   fail?: boolean;
   failNext?: number;
   status?: number;
+  delayMs?: number;
 }
 
 export interface EmailServer {
@@ -58,6 +60,7 @@ interface Rule {
   failing: boolean;
   failNext: number;
   status: number;
+  delayMs: number;
 }
 
 const ANYONE = "*";
@@ -70,12 +73,13 @@ export async function startEmailServer(): Promise<EmailServer> {
   const recipients = (to: string | string[] | undefined): string[] =>
     to === undefined ? [ANYONE] : (Array.isArray(to) ? to : [to]).map((t) => t.toLowerCase());
 
-  const control = ({ to, fail, failNext, status }: EmailServerControl) => {
+  const control = ({ to, fail, failNext, status, delayMs }: EmailServerControl) => {
     for (const key of recipients(to)) {
-      const rule = rules.get(key) ?? { failing: false, failNext: 0, status: 500 };
+      const rule = rules.get(key) ?? { failing: false, failNext: 0, status: 500, delayMs: 0 };
       if (fail !== undefined) rule.failing = fail;
       if (failNext !== undefined) rule.failNext = failNext;
       if (status !== undefined) rule.status = status;
+      if (delayMs !== undefined) rule.delayMs = delayMs;
       rules.set(key, rule);
     }
   };
@@ -93,6 +97,9 @@ export async function startEmailServer(): Promise<EmailServer> {
     }
     return null;
   };
+
+  const delayFor = (to: string | undefined): number =>
+    Math.max(0, ...[to?.toLowerCase() ?? "", ANYONE].map((key) => rules.get(key)?.delayMs ?? 0));
 
   const select = (filter: { to?: string | string[]; contains?: string } = {}) => {
     const wanted = filter.to === undefined ? null : new Set(recipients(filter.to));
@@ -149,6 +156,8 @@ export async function startEmailServer(): Promise<EmailServer> {
         status: failure ?? 200,
         message_id: messageId,
       });
+      const delay = delayFor(typeof body?.to === "string" ? body.to : undefined);
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
       if (failure !== null) return reply(failure, { error: "the recorder was told to fail" });
       return reply(200, { id: messageId });
     } catch (error) {

@@ -292,7 +292,8 @@ $$;
 -- Step 4b: lease a batch of e-mails that are due (pending, or failed and due for a retry). A lease
 -- that runs out (the sender died mid-way) makes the rows claimable again. The lease (600 s) is
 -- longer than the worst case of one batch: 200 e-mails, 8 at a time, each cut off after 10 s, is
--- 250 s; a shorter lease would let an overlapping run claim and send the same e-mails again.
+-- 250 s (the Worker also ends every batch before its run's hard end, so no batch outlives it); a
+-- shorter lease would let an overlapping run claim and send the same e-mails again.
 create or replace function private.job_claim_emails(as_of timestamptz, batch integer, lease_seconds integer, orgs uuid[])
 returns jsonb
 language plpgsql
@@ -324,7 +325,9 @@ end;
 $$;
 
 -- Step 4b, after sending: sent rows are final; failures back off exponentially (5 min, 10, 20, ...,
--- at most 12 h) and become `dead` after max_attempts, visible to platform admins.
+-- at most 12 h) and become `dead` after max_attempts, visible to platform admins. An entry
+-- `{id, attempted: false}` is an e-mail the sender leased but did not try (its run's time was up):
+-- its lease is released so the next run takes it at once, and no attempt is counted.
 create or replace function private.job_complete_emails(results jsonb, as_of timestamptz, max_attempts integer)
 returns jsonb
 language plpgsql
@@ -335,9 +338,15 @@ declare
   result jsonb;
 begin
   with r as (
-    select (x ->> 'id')::uuid as id, (x ->> 'ok')::boolean as ok, x ->> 'provider_message_id' as provider_message_id,
-           left(x ->> 'error', 1000) as error
+    select (x ->> 'id')::uuid as id, coalesce((x ->> 'attempted')::boolean, true) as attempted,
+           (x ->> 'ok')::boolean as ok, x ->> 'provider_message_id' as provider_message_id, left(x ->> 'error', 1000) as error
     from jsonb_array_elements(results) x
+  ), released as (
+    update public.email_outbox e
+    set locked_until = null, updated_at = now()
+    from r
+    where e.id = r.id and not r.attempted and e.state in ('pending', 'failed')
+    returning e.id
   ), updated as (
     update public.email_outbox e
     set attempts = e.attempts + 1,
@@ -350,16 +359,32 @@ begin
         locked_until = null,
         updated_at = now()
     from r
-    where e.id = r.id and e.state in ('pending', 'failed')
+    where e.id = r.id and r.attempted and e.state in ('pending', 'failed')
     returning e.state
   )
   select jsonb_build_object(
     'sent', count(*) filter (where state = 'sent'),
     'failed', count(*) filter (where state = 'failed'),
-    'dead', count(*) filter (where state = 'dead')
+    'dead', count(*) filter (where state = 'dead'),
+    'released', (select count(*) from released)
   ) into result from updated;
   return result;
 end;
+$$;
+
+-- What a run that ran out of time leaves to the next one: e-mails due now and not leased.
+create or replace function private.job_emails_due(as_of timestamptz, orgs uuid[])
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  select jsonb_build_object('due', count(*))
+  from public.email_outbox e
+  where e.state in ('pending', 'failed') and e.next_attempt_at <= as_of
+    and (e.locked_until is null or e.locked_until < now())
+    and (orgs is null or e.organization_id = any (orgs))
 $$;
 
 -- One entry point for the Worker: runs one batch of one step.
@@ -393,8 +418,9 @@ begin
       return private.job_expiry_notices(as_of, p_batch, p_organization_ids, p_after);
     when 'fan_out' then return private.job_fan_out(as_of, p_batch, p_organization_ids);
     when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 200), 600, p_organization_ids));
+    when 'emails_due' then return private.job_emails_due(as_of, p_organization_ids);
     else
-      perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, fan_out or claim_emails');
+      perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, fan_out, claim_emails or emails_due');
       return null;
   end case;
 end;
@@ -411,7 +437,7 @@ as $$
 begin
   perform private.require_system();
   if jsonb_typeof(p_results) is distinct from 'array' then
-    perform private.fail(400, 'invalid_results', 'results must be an array of {id, ok, provider_message_id?, error?}');
+    perform private.fail(400, 'invalid_results', 'results must be an array of {id, ok, provider_message_id?, error?} or {id, attempted: false}');
   end if;
   return private.job_complete_emails(p_results, coalesce(p_as_of, now()), p_max_attempts);
 end;

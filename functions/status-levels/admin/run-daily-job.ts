@@ -46,7 +46,9 @@ export const runDailyJobNow = defineRoute({
     const summary = await runDailyJob(c.env, {
       ...(body.as_of ? { asOf: body.as_of } : {}),
       ...(body.organization_ids ? { organizationIds: body.organization_ids } : {}),
+      // A caller waits for the answer: new batches for 25 s, everything recorded within 45 s.
       deadlineMs: 25_000,
+      hardDeadlineMs: 45_000,
       log: (level, msg, fields) => log(level, msg, { job: "daily", run_id: runId, triggered_by: caller?.userId ?? "service_role", ...fields }),
     });
     if (!summary.ok) {
