@@ -106,6 +106,9 @@ export function fromDbError(error: DbError, status: number): ApiError {
     case "PGRST116":
       return notFound("not_found", "no such record");
   }
+  // Any other data exception (class 22: a value out of range, a character text cannot hold, ...)
+  // is about what the caller sent, never a server fault.
+  if (code.startsWith("22")) return badRequest("invalid_input", "the database rejected a value in the request as invalid");
   if (status === 401) return unauthorized("the token was rejected by the database");
   if (status === 403) return forbidden("you are not allowed to do this");
   return new ApiError(500, "internal_error", "unexpected database error", { db_code: code || undefined });

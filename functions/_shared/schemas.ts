@@ -10,11 +10,33 @@ export const Uuid = z.uuid({ error: "must be a UUID" }).toLowerCase();
 export const Level = z.enum(["A", "B", "C"], { error: "must be A, B or C" });
 export const RequestableLevel = z.enum(["B", "C"], { error: "must be B or C" });
 export const CurrentLevel = z.enum(["0", "A", "B", "C"]);
-export const Timestamp = z.iso.datetime({ offset: true, error: "must be an ISO 8601 date-time with a time zone, e.g. 2027-05-01T00:00:00Z" });
+/**
+ * Dates the product means: years 2000 to 2199 as written, with a UTC offset within ±14:00 (the
+ * widest in use). Postgres would refuse some of what ISO 8601 allows (year 0000, offsets past
+ * ±15:59) with an error the caller could not act on.
+ */
+export const Timestamp = z.iso
+  .datetime({ offset: true, abort: true, error: "must be an ISO 8601 date-time with a time zone, e.g. 2027-05-01T00:00:00Z" })
+  .refine((s) => {
+    const year = Number(s.slice(0, 4));
+    return year >= 2000 && year <= 2199;
+  }, { error: "must be a date between the years 2000 and 2199" })
+  .refine((s) => {
+    const offset = /([+-])(\d{2}):?(\d{2})$/.exec(s);
+    return !offset || Number(offset[2]) * 60 + Number(offset[3]) <= 14 * 60;
+  }, { error: "must have a UTC offset between -14:00 and +14:00" });
 
-const text = (max: number) => z.string().max(max, { error: `must be at most ${max} characters` });
+// C0 control characters other than tab, newline and carriage return (NUL among them, which
+// Postgres text cannot hold), and UTF-16 halves without their pair.
+const controlCharacter = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const isPlainText = (s: string) => !controlCharacter.test(s);
+const plainTextError = { error: "must not contain control characters (only tab and line breaks) or unpaired surrogates" };
+
+/** Text a person or a system wrote: bounded, no control characters except tab and line breaks. */
+export const plainText = (max: number) =>
+  z.string().max(max, { error: `must be at most ${max} characters` }).refine(isPlainText, plainTextError);
 const requiredText = (max: number) =>
-  z.string().trim().min(1, { error: "must not be empty" }).max(max, { error: `must be at most ${max} characters` });
+  z.string().trim().min(1, { error: "must not be empty" }).max(max, { error: `must be at most ${max} characters` }).refine(isPlainText, plainTextError);
 
 export const OrganizationParams = z.strictObject({ id: Uuid });
 export const RequestParams = z.strictObject({ id: Uuid });
@@ -28,7 +50,7 @@ export const GrantBody = z.strictObject({
   level: Level,
   valid_until: Timestamp.optional(),
   subscription_id: Uuid.optional(),
-  notes: text(2000).optional(),
+  notes: plainText(2000).optional(),
 });
 
 export const RevokeBody = z.strictObject({
@@ -36,26 +58,29 @@ export const RevokeBody = z.strictObject({
   reason: requiredText(2000),
 });
 
-export const RenewBody = z.strictObject({ notes: text(2000).optional() });
+export const RenewBody = z.strictObject({ notes: plainText(2000).optional() });
 
 export const ValidityBody = z.strictObject({
   level: z.enum(["A", "B"], { error: "must be A or B (level C has no end date)" }),
   valid_until: Timestamp,
-  reason: text(2000).optional(),
+  reason: plainText(2000).optional(),
 });
 
 export const EvidenceUrl = z
   .url({ protocol: /^https$/, hostname: z.regexes.domain, error: "must be an https:// URL" })
-  .max(2048, { error: "must be at most 2048 characters" });
+  .max(2048, { error: "must be at most 2048 characters" })
+  .refine((s) => isPlainText(s) && !/\s/.test(s), { error: "must not contain spaces or control characters" })
+  // Credentials (`https://user:pass@host/`) would be shown to everyone who reviews the request.
+  .refine((s) => !/^https:\/\/[^/?#]*@/i.test(s), { error: "must not contain a user name or password" });
 
 export const CreateUpgradeRequestBody = z.strictObject({
   organization_id: Uuid,
   requested_level: RequestableLevel,
-  message: text(2000).optional(),
+  message: plainText(2000).optional(),
   evidence_urls: z.array(EvidenceUrl).max(10, { error: "at most 10 evidence links" }).default([]),
 });
 
-export const ApproveBody = z.strictObject({ notes: text(2000).optional() });
+export const ApproveBody = z.strictObject({ notes: plainText(2000).optional() });
 export const RejectBody = z.strictObject({ note: requiredText(2000) });
 
 export const RequestListQuery = Pagination.extend({

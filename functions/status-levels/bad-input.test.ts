@@ -1,6 +1,7 @@
+import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { OrgWithPeople } from "../../scripts/test/fixtures.ts";
-import { call, exec, expectProblem, fixtures } from "../_test/harness.ts";
+import { body, call, exec, expectProblem, fixtures, postSignedEvent, stack } from "../_test/harness.ts";
 
 /**
  * Bad input for every endpoint: each case must be a 4xx problem document, and nothing in the
@@ -78,7 +79,10 @@ async function snapshot(orgId: string): Promise<Record<string, unknown>> {
     `select
        (select count(*)::int from public.organization_status_levels where organization_id = $1) as levels,
        (select count(*)::int from public.status_level_history where organization_id = $1) as history,
-       (select jsonb_agg(jsonb_build_object('id', id, 'status', status) order by id) from public.upgrade_requests where organization_id = $1) as requests`,
+       (select jsonb_agg(jsonb_build_object('id', id, 'status', status) order by id) from public.upgrade_requests where organization_id = $1) as requests,
+       (select count(*)::int from public.subscriptions where organization_id = $1) as subscriptions,
+       (select count(*)::int from public.subscription_events where organization_id = $1) as subscription_events,
+       (select count(*)::int from public.expiry_notices n join public.organization_status_levels l on l.id = n.status_level_id where l.organization_id = $1) as notices`,
     [orgId],
   );
   return row!;
@@ -114,5 +118,127 @@ describe("bad input on every endpoint", () => {
     const problem = await expectProblem(res, 400, "invalid_request");
     const paths = (problem.errors as Array<{ in: string; path: string }>).map((e) => `${e.in}:${e.path}`).sort();
     expect(paths).toEqual(["body:(root)", "body:level", "body:notes"]);
+  });
+});
+
+/**
+ * Every string field of every write endpoint, fuzzed: text with C0 control characters (NUL among
+ * them) or unpaired surrogates, dates outside the years the product means (2000-2199) or with
+ * offsets past ±14:00. Each must be a 400 naming the field, never a 500, and change nothing.
+ */
+type Writer = "platformAdmin" | "owner" | "service" | "payments";
+interface WriteField {
+  endpoint: string;
+  path: () => string;
+  who: Writer;
+  base: () => Record<string, unknown>;
+  field: string;
+  kind: "text" | "date" | "id";
+}
+
+const future = () => new Date(Date.now() + 90 * 86_400_000).toISOString();
+const fields = (endpoint: string, path: () => string, who: Writer, base: () => Record<string, unknown>, kinds: Record<string, WriteField["kind"]>): WriteField[] =>
+  Object.entries(kinds).map(([field, kind]) => ({ endpoint, path, who, base, field, kind }));
+
+const writeFields: WriteField[] = [
+  ...fields("grant", () => `/status-levels/organizations/${p.orgId}/grant`, "platformAdmin", () => ({ level: "B" }), { level: "id", notes: "text", valid_until: "date", subscription_id: "id" }),
+  ...fields("revoke", () => `/status-levels/organizations/${p.orgId}/revoke`, "platformAdmin", () => ({ level: "B", reason: "audit" }), { level: "id", reason: "text" }),
+  ...fields("renew", () => `/status-levels/organizations/${p.orgId}/renew`, "platformAdmin", () => ({}), { notes: "text" }),
+  ...fields("validity", () => `/status-levels/organizations/${p.orgId}/validity`, "platformAdmin", () => ({ level: "B", valid_until: future() }), { level: "id", valid_until: "date", reason: "text" }),
+  ...fields("request", () => "/status-levels/upgrade-requests", "owner", () => ({ organization_id: p.orgId, requested_level: "C" }), {
+    organization_id: "id",
+    requested_level: "id",
+    message: "text",
+    "evidence_urls.0": "text",
+  }),
+  ...fields("approve", () => `/status-levels/upgrade-requests/${requestId}/approve`, "platformAdmin", () => ({}), { notes: "text" }),
+  ...fields("reject", () => `/status-levels/upgrade-requests/${requestId}/reject`, "platformAdmin", () => ({ note: "missing audit" }), { note: "text" }),
+  ...fields("notifications read", () => "/status-levels/notifications/read", "owner", () => ({}), { "ids.0": "id" }),
+  ...fields("daily job", () => "/status-levels/admin/jobs/daily", "service", () => ({ organization_ids: [p.orgId] }), { as_of: "date", "organization_ids.0": "id" }),
+  ...fields("subscription event", () => "/status-levels/subscriptions/events", "payments", () => ({
+    id: `evt_${crypto.randomUUID()}`,
+    subscription_id: `sub_${crypto.randomUUID()}`,
+    organization_id: p.orgId,
+    status: "active",
+    occurred_at: new Date().toISOString(),
+    current_period_end: future(),
+  }), { id: "text", subscription_id: "text", organization_id: "id", status: "id", occurred_at: "date", current_period_end: "date" }),
+];
+
+const controlCharacters = [
+  ...Array.from({ length: 32 }, (_, i) => String.fromCharCode(i)).filter((ch) => !"\t\n\r".includes(ch)),
+  "\uD800", // a high surrogate without its pair
+  "\uDFFF", // a low surrogate alone
+];
+const textWithControl = fc
+  .tuple(fc.string({ maxLength: 20 }), fc.constantFrom(...controlCharacters), fc.string({ maxLength: 20 }))
+  .map(([before, control, after]) => `${before}${control}${after}`);
+// Years Postgres or the product cannot mean, and offsets no place on Earth has.
+const edgeDates = ["0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "10000-01-01T00:00:00Z", "+275760-09-13T00:00:00Z", "2030-01-01T00:00:00+23:00", "2030-01-01T00:00:00+14:01", "2030-01-01T00:00:00-14:01"];
+const outOfRangeDate = fc.oneof(
+  fc.constantFrom(...edgeDates),
+  fc
+    .integer({ min: -271_820, max: 275_759 })
+    .filter((year) => year < 2000 || year > 2199)
+    .map((year) => new Date(Date.UTC(year, 0, 1)).toISOString()),
+  fc
+    .integer({ min: 14 * 60 + 1, max: 23 * 60 + 59 })
+    .chain((minutes) => fc.constantFrom("+", "-").map((sign) => `2030-06-01T12:00:00${sign}${String(Math.floor(minutes / 60)).padStart(2, "0")}:${String(minutes % 60).padStart(2, "0")}`)),
+);
+
+function withField(base: Record<string, unknown>, field: string, value: string): Record<string, unknown> {
+  const [name, index] = field.split(".");
+  return { ...base, [name!]: index === undefined ? value : [value] };
+}
+
+async function send(f: WriteField, json: Record<string, unknown>): Promise<Response> {
+  if (f.who === "payments") return postSignedEvent(json);
+  const token = f.who === "service" ? stack.serviceRoleKey : p[f.who].token;
+  return call(f.path(), { method: "POST", token, json });
+}
+
+describe("fuzzed text and dates on every write endpoint", () => {
+  it.each(writeFields.map((f) => ({ ...f, name: `${f.endpoint}: ${f.field}` })))(
+    "$name refuses control characters and out-of-range dates with a 400 naming the field, and changes nothing",
+    async (f) => {
+      const before = await snapshot(p.orgId);
+      const values = f.kind === "date" ? fc.oneof(outOfRangeDate, textWithControl) : textWithControl;
+      await fc.assert(
+        fc.asyncProperty(values, async (value) => {
+          const res = await send(f, withField(f.base(), f.field, value));
+          const problem = await expectProblem(res, 400, "invalid_request");
+          expect((problem.errors as Array<{ in: string; path: string }>).map((e) => e.path)).toContain(f.field);
+        }),
+        { numRuns: f.kind === "date" ? 25 : 15, endOnFailure: true },
+      );
+      expect(await snapshot(p.orgId)).toEqual(before);
+    },
+  );
+
+  it("accepts the widest real offsets (+14:00, -14:00) and tab and line breaks in text", async () => {
+    const q = await fixtures.orgWithPeople();
+    const grant = await call(`/status-levels/organizations/${q.orgId}/grant`, {
+      method: "POST",
+      token: q.platformAdmin.token,
+      json: { level: "B", valid_until: "2030-01-01T00:00:00-14:00", notes: "line one\n\tline two\r\n" },
+    });
+    expect(grant.status).toBe(201);
+    expect(await body(grant)).toMatchObject({ valid_until: "2030-01-01T14:00:00+00:00", notes: "line one\n\tline two\r\n" });
+    const validity = await call(`/status-levels/organizations/${q.orgId}/validity`, {
+      method: "POST",
+      token: q.platformAdmin.token,
+      json: { level: "B", valid_until: "2199-12-31T23:59:59+14:00" },
+    });
+    expect(validity.status).toBe(200);
+  });
+
+  it("refuses evidence links that carry a user name or password", async () => {
+    const before = await snapshot(p.orgId);
+    for (const url of ["https://user:pass@example.org/audit.pdf", "https://user@example.org/", "https://:secret@example.org/", "https://@example.org/"]) {
+      const res = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, requested_level: "B", evidence_urls: [url] } });
+      const problem = await expectProblem(res, 400, "invalid_request");
+      expect(problem.errors).toEqual([{ in: "body", path: "evidence_urls.0", message: expect.stringMatching(/user name or password/) }]);
+    }
+    expect(await snapshot(p.orgId)).toEqual(before);
   });
 });

@@ -5,7 +5,7 @@ import { config } from "../../_shared/env.ts";
 import { ApiError, badRequest, unauthorized } from "../../_shared/errors.ts";
 import { defineRoute, invalidInput } from "../../_shared/route.ts";
 import { callRpc } from "../../_shared/rpc.ts";
-import { Timestamp, Uuid } from "../../_shared/schemas.ts";
+import { plainText, Timestamp, Uuid } from "../../_shared/schemas.ts";
 import { supabaseAsService } from "../../_shared/supabase.ts";
 
 export const signatureHeader = "x-status-levels-signature";
@@ -14,8 +14,8 @@ export const timestampHeader = "x-status-levels-timestamp";
 export const toleranceSeconds = 300;
 
 export const SubscriptionEvent = z.strictObject({
-  id: z.string().min(1).max(200).describe("the provider's event id: the idempotency key"),
-  subscription_id: z.string().min(1).max(200).describe("the provider's subscription id"),
+  id: plainText(200).min(1).describe("the provider's event id: the idempotency key"),
+  subscription_id: plainText(200).min(1).describe("the provider's subscription id"),
   organization_id: Uuid,
   status: z.enum(["active", "past_due", "canceled", "unpaid", "incomplete"]),
   occurred_at: Timestamp.describe("when it happened at the provider (orders events; grace starts here)"),
