@@ -17,8 +17,17 @@ export interface Env {
   STATUS_CACHE_ENABLED?: string;
   /** Prefix of every Redis key, so several deployments or test runs can share one Redis. */
   CACHE_KEY_PREFIX?: string;
-  /** Per-call limit for Supabase and Redis, so a stuck dependency becomes a 503, not a hang. */
+  /**
+   * Per-call limit for Supabase and Redis, so a stuck dependency becomes a 503, not a hang. Must be
+   * longer than DATABASE_STATEMENT_TIMEOUT_MS, so the database gives up on a write before the Worker does.
+   */
   DEPENDENCY_TIMEOUT_MS?: string;
+  /**
+   * The longest statement timeout of the API roles in the database (anon, authenticated,
+   * service_role; migration 20261122000700_api_statement_timeouts.sql sets 3 s, 4 s, 4 s). Only
+   * checked against DEPENDENCY_TIMEOUT_MS: change both together.
+   */
+  DATABASE_STATEMENT_TIMEOUT_MS?: string;
   SUBSCRIPTION_WEBHOOK_SECRET?: string;
   EMAIL_API_URL?: string;
   EMAIL_API_TOKEN?: string;
@@ -38,12 +47,18 @@ const configSchema = z.object({
   STATUS_CACHE_ENABLED: z.enum(["true", "false"]).default("true").transform((v) => v === "true"),
   CACHE_KEY_PREFIX: z.string().regex(/^[\w.-]{1,40}$/).default("sl"),
   DEPENDENCY_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(5000),
+  DATABASE_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1).max(30_000).default(4000),
   SUBSCRIPTION_WEBHOOK_SECRET: z.string().min(16).optional(),
   EMAIL_API_URL: z.url().optional(),
   EMAIL_API_TOKEN: z.string().optional(),
   EMAIL_FROM: z.string().default("Status levels <no-reply@status-levels.invalid>"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-});
+})
+  // A write the Worker gave up on (503) must be one the database has cancelled and rolled back.
+  .refine((c) => c.DEPENDENCY_TIMEOUT_MS > c.DATABASE_STATEMENT_TIMEOUT_MS, {
+    path: ["DEPENDENCY_TIMEOUT_MS"],
+    error: "must be longer than DATABASE_STATEMENT_TIMEOUT_MS (the API roles' statement timeout in the database)",
+  });
 
 export type Config = z.infer<typeof configSchema>;
 

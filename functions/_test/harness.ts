@@ -25,6 +25,19 @@ export const exec: Exec = async <T>(query: string, params: unknown[] = []) => {
   return body.rows!;
 };
 
+/**
+ * A database made slow on purpose: runs `query` (e.g. `select ... for update`) in a transaction
+ * that stays open for `ms` after this resolves, so whatever it locked stays locked that long.
+ */
+export async function holdLocks(query: string, params: unknown[], ms: number): Promise<void> {
+  const res = await fetch(sqlServer.url, {
+    method: "POST",
+    headers: { authorization: `Bearer ${sqlServer.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ query, params, holdMs: ms }),
+  });
+  if (!res.ok) throw new Error(`SQL failed: ${((await res.json()) as { error?: string }).error}\n${query}`);
+}
+
 export const fixtures = makeFixtures(exec, stack.keys);
 
 /** A port nothing listens on: a dependency that is down. */

@@ -31,8 +31,9 @@ $$;
 alter role authenticator with password 'authenticator-local-only';
 grant anon, authenticated, service_role to authenticator;
 alter role authenticator set statement_timeout = '8s';
-alter role anon set statement_timeout = '3s';
-alter role authenticated set statement_timeout = '8s';
+-- The API roles' own timeouts (shorter) belong to migration 20261122000700_api_statement_timeouts:
+-- setting them here too would put the platform's defaults back on every start, after the
+-- migration ran once.
 
 create schema if not exists auth;
 create schema if not exists extensions;

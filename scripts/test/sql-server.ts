@@ -20,9 +20,23 @@ export async function startSqlServer(databaseUrl: string): Promise<{ url: string
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     try {
-      const { query, params = [] } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { query: string; params?: unknown[] };
-      const rows = await sql.unsafe(query, params as postgres.ParameterOrJSON<never>[]);
-      reply(200, { rows: [...rows] });
+      const { query, params = [], holdMs } = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { query: string; params?: unknown[]; holdMs?: number };
+      if (holdMs === undefined) {
+        const rows = await sql.unsafe(query, params as postgres.ParameterOrJSON<never>[]);
+        return reply(200, { rows: [...rows] });
+      }
+      // A database made slow on purpose: the query (e.g. `select ... for update`) runs in a
+      // transaction that stays open for holdMs after the reply, so its locks are held that long.
+      let holding!: () => void;
+      const held = new Promise<void>((resolve) => (holding = resolve));
+      const transaction = sql.begin(async (tx) => {
+        const rows = await tx.unsafe(query, params as postgres.ParameterOrJSON<never>[]);
+        reply(200, { rows: [...rows] });
+        holding();
+        await new Promise((resolve) => setTimeout(resolve, Math.min(holdMs, 30_000)));
+      });
+      await Promise.race([held, transaction]);
+      transaction.catch(() => {});
     } catch (error) {
       const e = error as Error & { code?: string };
       reply(400, { error: e.message, code: e.code });

@@ -1,7 +1,6 @@
 import { requireCaller } from "../../_shared/auth.ts";
-import { invalidateOrganizations } from "../../_shared/cache.ts";
 import { defineRoute } from "../../_shared/route.ts";
-import { callRpc } from "../../_shared/rpc.ts";
+import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { LevelRow, OrganizationParams, RenewBody } from "../../_shared/schemas.ts";
 import { supabaseAsCaller } from "../../_shared/supabase.ts";
 
@@ -19,11 +18,10 @@ export const renewStatusLevelB = defineRoute({
   errors: [400, 401, 403, 404, 415, 503],
   handler: async (c, { params, body }) => {
     const caller = requireCaller(c.get("caller"));
-    const row = await callRpc(supabaseAsCaller(c.env, caller.token), "renew_status_level_b", {
+    const row = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "renew_status_level_b", {
       p_organization_id: params.id,
       p_notes: body.notes,
-    });
-    await invalidateOrganizations(c.env, [params.id], c.get("log"));
+    }, onOrganization(params.id));
     return c.json(row);
   },
 });

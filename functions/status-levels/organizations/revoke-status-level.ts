@@ -1,7 +1,6 @@
 import { requireCaller } from "../../_shared/auth.ts";
-import { invalidateOrganizations } from "../../_shared/cache.ts";
 import { defineRoute } from "../../_shared/route.ts";
-import { callRpc } from "../../_shared/rpc.ts";
+import { callWriteRpc } from "../../_shared/rpc.ts";
 import { Level, OrganizationParams, RevokeBody } from "../../_shared/schemas.ts";
 import { supabaseAsCaller } from "../../_shared/supabase.ts";
 import { z } from "zod";
@@ -22,12 +21,13 @@ export const revokeStatusLevel = defineRoute({
   errors: [400, 401, 403, 404, 415, 503],
   handler: async (c, { params, body }) => {
     const caller = requireCaller(c.get("caller"));
-    const revoked = await callRpc(supabaseAsCaller(c.env, caller.token), "revoke_status_level", {
-      p_organization_id: params.id,
-      p_level: body.level,
-      p_reason: body.reason,
-    });
-    if (revoked) await invalidateOrganizations(c.env, [params.id], c.get("log"));
+    const revoked = await callWriteRpc(
+      c,
+      supabaseAsCaller(c.env, caller.token),
+      "revoke_status_level",
+      { p_organization_id: params.id, p_level: body.level, p_reason: body.reason },
+      { organization: params.id, changed: (wasActive) => (wasActive ? [params.id] : []) },
+    );
     return c.json({ organization_id: params.id, level: body.level, revoked: revoked === true });
   },
 });

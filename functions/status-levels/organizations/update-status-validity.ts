@@ -1,7 +1,6 @@
 import { requireCaller } from "../../_shared/auth.ts";
-import { invalidateOrganizations } from "../../_shared/cache.ts";
 import { defineRoute } from "../../_shared/route.ts";
-import { callRpc } from "../../_shared/rpc.ts";
+import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { LevelRow, OrganizationParams, ValidityBody } from "../../_shared/schemas.ts";
 import { supabaseAsCaller } from "../../_shared/supabase.ts";
 
@@ -18,13 +17,12 @@ export const updateStatusValidity = defineRoute({
   errors: [400, 401, 403, 404, 415, 422, 503],
   handler: async (c, { params, body }) => {
     const caller = requireCaller(c.get("caller"));
-    const row = await callRpc(supabaseAsCaller(c.env, caller.token), "update_status_validity", {
+    const row = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "update_status_validity", {
       p_organization_id: params.id,
       p_level: body.level,
       p_valid_until: body.valid_until,
       p_reason: body.reason,
-    });
-    await invalidateOrganizations(c.env, [params.id], c.get("log"));
+    }, onOrganization(params.id));
     return c.json(row);
   },
 });

@@ -1,10 +1,9 @@
 import { z } from "zod";
-import { invalidateOrganizations } from "../../_shared/cache.ts";
 import { constantTimeEqual, hmacSha256Hex } from "../../_shared/crypto.ts";
 import { config } from "../../_shared/env.ts";
 import { ApiError, badRequest, unauthorized } from "../../_shared/errors.ts";
 import { defineRoute, invalidInput } from "../../_shared/route.ts";
-import { callRpc } from "../../_shared/rpc.ts";
+import { callWriteRpc } from "../../_shared/rpc.ts";
 import { plainText, Timestamp, Uuid } from "../../_shared/schemas.ts";
 import { supabaseAsService } from "../../_shared/supabase.ts";
 
@@ -79,16 +78,18 @@ export const postSubscriptionEvent = defineRoute({
     if (!parsed.success) throw invalidInput("json", parsed.error);
     const event = parsed.data;
     c.get("logFields").event_id = event.id;
-    const result = (await callRpc(supabaseAsService(c.env), "apply_subscription_event", {
+    const result = await callWriteRpc(c, supabaseAsService(c.env), "apply_subscription_event", {
       p_event_id: event.id,
       p_provider_subscription_id: event.subscription_id,
       p_organization_id: event.organization_id,
       p_status: event.status,
       p_occurred_at: event.occurred_at,
       p_current_period_end: event.current_period_end,
-    })) as { outcome: string; effects: unknown[] };
+    }, {
+      organization: event.organization_id,
+      changed: (applied: { outcome: string; effects: unknown[] }) => (applied.effects.length > 0 ? [event.organization_id] : []),
+    });
     c.get("logFields").outcome = result.outcome;
-    if (result.effects.length > 0) await invalidateOrganizations(c.env, [event.organization_id], c.get("log"));
     return c.json(result);
   },
 });

@@ -1,7 +1,6 @@
 import { requireCaller } from "../../_shared/auth.ts";
-import { invalidateOrganizations } from "../../_shared/cache.ts";
 import { defineRoute } from "../../_shared/route.ts";
-import { callRpc } from "../../_shared/rpc.ts";
+import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { CreateUpgradeRequestBody, UpgradeRequest } from "../../_shared/schemas.ts";
 import { supabaseAsCaller } from "../../_shared/supabase.ts";
 
@@ -21,13 +20,12 @@ export const createUpgradeRequest = defineRoute({
   errors: [400, 401, 403, 404, 409, 415, 422, 429, 503],
   handler: async (c, { body }) => {
     const caller = requireCaller(c.get("caller"));
-    const request = await callRpc(supabaseAsCaller(c.env, caller.token), "create_upgrade_request", {
+    const request = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "create_upgrade_request", {
       p_organization_id: body.organization_id,
       p_requested_level: body.requested_level,
       p_message: body.message,
       p_evidence_urls: body.evidence_urls,
-    });
-    await invalidateOrganizations(c.env, [body.organization_id], c.get("log"));
+    }, onOrganization(body.organization_id));
     return c.json(request, 201);
   },
 });

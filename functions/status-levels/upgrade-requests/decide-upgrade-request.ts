@@ -1,10 +1,12 @@
 import { z } from "zod";
 import { requireCaller } from "../../_shared/auth.ts";
-import { invalidateOrganizations } from "../../_shared/cache.ts";
 import { defineRoute } from "../../_shared/route.ts";
-import { callRpc } from "../../_shared/rpc.ts";
+import { callWriteRpc, type WriteScope } from "../../_shared/rpc.ts";
 import { ApproveBody, LevelRow, RejectBody, RequestParams, UpgradeRequest } from "../../_shared/schemas.ts";
 import { supabaseAsCaller } from "../../_shared/supabase.ts";
+
+/** A decision names the request, not its organization: only the database knows which it is. */
+const onRequestOrganization: WriteScope<{ organization_id: string }> = { organization: null, changed: (request) => [request.organization_id] };
 
 export const cancelUpgradeRequest = defineRoute({
   method: "post",
@@ -18,10 +20,7 @@ export const cancelUpgradeRequest = defineRoute({
   errors: [400, 401, 403, 404, 409, 503],
   handler: async (c, { params }) => {
     const caller = requireCaller(c.get("caller"));
-    const request = (await callRpc(supabaseAsCaller(c.env, caller.token), "cancel_upgrade_request", {
-      p_request_id: params.id,
-    })) as { organization_id: string };
-    await invalidateOrganizations(c.env, [request.organization_id], c.get("log"));
+    const request = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "cancel_upgrade_request", { p_request_id: params.id }, onRequestOrganization);
     return c.json(request);
   },
 });
@@ -44,11 +43,13 @@ export const approveUpgradeRequest = defineRoute({
   errors: [400, 401, 403, 404, 409, 415, 422, 503],
   handler: async (c, { params, body }) => {
     const caller = requireCaller(c.get("caller"));
-    const result = (await callRpc(supabaseAsCaller(c.env, caller.token), "approve_upgrade_request", {
-      p_request_id: params.id,
-      p_notes: body.notes,
-    })) as { request: { organization_id: string } };
-    await invalidateOrganizations(c.env, [result.request.organization_id], c.get("log"));
+    const result = await callWriteRpc(
+      c,
+      supabaseAsCaller(c.env, caller.token),
+      "approve_upgrade_request",
+      { p_request_id: params.id, p_notes: body.notes },
+      { organization: null, changed: (approved: { request: { organization_id: string } }) => [approved.request.organization_id] },
+    );
     return c.json(result);
   },
 });
@@ -66,11 +67,7 @@ export const rejectUpgradeRequest = defineRoute({
   errors: [400, 401, 403, 404, 409, 415, 503],
   handler: async (c, { params, body }) => {
     const caller = requireCaller(c.get("caller"));
-    const request = (await callRpc(supabaseAsCaller(c.env, caller.token), "reject_upgrade_request", {
-      p_request_id: params.id,
-      p_note: body.note,
-    })) as { organization_id: string };
-    await invalidateOrganizations(c.env, [request.organization_id], c.get("log"));
+    const request = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "reject_upgrade_request", { p_request_id: params.id, p_note: body.note }, onRequestOrganization);
     return c.json(request);
   },
 });
