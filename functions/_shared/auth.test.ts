@@ -40,34 +40,34 @@ describe("authentication", () => {
 
   it("refuses an expired token", async () => {
     const { path, member } = await orgAndMember();
-    const expired = await signToken(stack.keys, { sub: member.id, role: "authenticated", aud: "authenticated" }, { expiresIn: Math.floor(Date.now() / 1000) - 60 });
+    const expired = await signToken(stack.keys, { sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer }, { expiresIn: Math.floor(Date.now() / 1000) - 60 });
     await unauthorized(await call(path, { token: expired }), /expired/);
   });
 
   it("refuses forged tokens: another key (same kid), another project's key, a wrong secret", async () => {
     const { path, member } = await orgAndMember();
     const { privateKey } = await generateKeyPair("ES256", { extractable: true });
-    const sameKid = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated" })
+    const sameKid = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer })
       .setProtectedHeader({ alg: "ES256", kid: stack.keys.signingKey.kid })
       .setExpirationTime("1h")
       .sign(privateKey);
     await unauthorized(await call(path, { token: sameKid }), /signature/);
-    const otherKid = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated" })
+    const otherKid = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer })
       .setProtectedHeader({ alg: "ES256", kid: "some-other-kid" })
       .setExpirationTime("1h")
       .sign(privateKey);
     await unauthorized(await call(path, { token: otherKid }), /not signed by this project's keys|signature/);
-    const wrongSecret = await signToken({ ...stack.keys, jwtSecret: "not-the-secret-at-all-0123456789" }, { sub: member.id, role: "authenticated", aud: "authenticated" }, { alg: "HS256" });
+    const wrongSecret = await signToken({ ...stack.keys, jwtSecret: "not-the-secret-at-all-0123456789" }, { sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer }, { alg: "HS256" });
     await unauthorized(await call(path, { token: wrongSecret }), /signature/);
   });
 
   it("refuses algorithm tricks: alg none, and HS256 keyed with the public key", async () => {
     const { path, member } = await orgAndMember();
     const header = btoa(JSON.stringify({ alg: "none", typ: "JWT" })).replace(/=+$/, "");
-    const payload = btoa(JSON.stringify({ sub: member.id, role: "authenticated", aud: "authenticated", exp: Math.floor(Date.now() / 1000) + 3600 })).replace(/=+$/, "");
+    const payload = btoa(JSON.stringify({ sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer, exp: Math.floor(Date.now() / 1000) + 3600 })).replace(/=+$/, "");
     await unauthorized(await call(path, { token: `${header}.${payload}.` }), /none are not accepted|no algorithm/);
     const publicKeyAsSecret = new TextEncoder().encode(JSON.stringify(stack.keys.publicKey));
-    const confused = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated" })
+    const confused = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer })
       .setProtectedHeader({ alg: "HS256" })
       .setExpirationTime("1h")
       .sign(publicKeyAsSecret);
@@ -76,10 +76,26 @@ describe("authentication", () => {
 
   it("refuses tokens that are not a signed-in user's: wrong audience, the anon key, the service-role key", async () => {
     const { path, member } = await orgAndMember();
-    const wrongAudience = await signToken(stack.keys, { sub: member.id, role: "authenticated", aud: "someone-else" });
+    const wrongAudience = await signToken(stack.keys, { sub: member.id, role: "authenticated", aud: "someone-else", iss: stack.keys.issuer });
     await unauthorized(await call(path, { token: wrongAudience }), /aud/);
     await unauthorized(await call(path, { token: stack.anonKey }), /aud|signed-in/);
     await unauthorized(await call(path, { token: stack.serviceRoleKey }), /aud|signed-in/);
+  });
+
+  it("accepts tokens of this project's issuer only: another issuer or none is a 401 that names the issuer", async () => {
+    const { path, member } = await orgAndMember();
+    expect(stack.keys.issuer).toBe(`${stack.supabaseUrl}/auth/v1`);
+    expect((await call(path, { token: member.token })).status).toBe(200);
+    const claims = { sub: member.id, role: "authenticated", aud: "authenticated" };
+    const otherProject = await signToken(stack.keys, { ...claims, iss: "https://another-project.supabase.co/auth/v1" });
+    await unauthorized(await call(path, { token: otherProject }), /not issued by this project's Supabase Auth: its iss claim must be http:\/\/127\.0\.0\.1:\d+\/auth\/v1/);
+    await unauthorized(await call(path, { token: await signToken(stack.keys, { ...claims, iss: "supabase" }) }), /not issued by this project/);
+    await unauthorized(await call(path, { token: await signToken(stack.keys, claims) }), /not issued by this project/);
+    await unauthorized(await call(path, { token: await signToken(stack.keys, claims, { alg: "HS256" }) }), /not issued by this project/);
+
+    const configured = { SUPABASE_JWT_ISSUER: "https://another-project.supabase.co/auth/v1" };
+    expect((await call(path, { token: otherProject }, configured)).status).toBe(200);
+    await unauthorized(await call(path, { token: member.token }, configured), /iss claim must be https:\/\/another-project\.supabase\.co\/auth\/v1/);
   });
 
   it("does not fall back to anonymous on an endpoint where signing in is optional", async () => {
@@ -92,7 +108,7 @@ describe("authentication", () => {
     const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
     const kid = crypto.randomUUID();
     void (await exportJWK(publicKey));
-    const unknownKid = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated" })
+    const unknownKid = await new SignJWT({ sub: member.id, role: "authenticated", aud: "authenticated", iss: stack.keys.issuer })
       .setProtectedHeader({ alg: "ES256", kid })
       .setExpirationTime("1h")
       .sign(await importJWK(await exportJWK(privateKey), "ES256"));

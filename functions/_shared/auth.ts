@@ -37,16 +37,20 @@ function keySet(supabaseUrl: string, timeoutMs: number) {
  */
 export async function verifyAccessToken(env: AppEnv["Bindings"], token: string): Promise<Caller> {
   const cfg = config(env);
-  const known = cachedVerification<Caller & { secret: string | undefined }>(token);
-  // A token verified with the HS256 secret stays valid only while that secret is configured.
-  if (known && known.secret === cfg.SUPABASE_JWT_SECRET) return { userId: known.userId, email: known.email, token };
+  const known = cachedVerification<Caller & { secret: string | undefined; issuer: string }>(token);
+  // A token verified with the HS256 secret stays valid only while that secret (and the issuer) is configured.
+  if (known && known.secret === cfg.SUPABASE_JWT_SECRET && known.issuer === cfg.SUPABASE_JWT_ISSUER) {
+    return { userId: known.userId, email: known.email, token };
+  }
   let alg: string | undefined;
   try {
     alg = decodeProtectedHeader(token).alg;
   } catch {
     throw unauthorized("the bearer token is not a JWT");
   }
-  const options = { audience: "authenticated", clockTolerance: 5, requiredClaims: ["exp", "sub"] };
+  // Only this project's Supabase Auth issues tokens for it: another project's (or a stray) token
+  // signed with a shared key must not pass.
+  const options = { audience: "authenticated", issuer: cfg.SUPABASE_JWT_ISSUER, clockTolerance: 5, requiredClaims: ["exp", "sub", "iss"] };
   let payload: JWTPayload;
   try {
     if (alg && asymmetric.has(alg)) {
@@ -60,19 +64,22 @@ export async function verifyAccessToken(env: AppEnv["Bindings"], token: string):
       throw unauthorized(`tokens signed with ${alg ?? "no algorithm"} are not accepted`);
     }
   } catch (error) {
-    throw toAuthError(error);
+    throw toAuthError(error, cfg.SUPABASE_JWT_ISSUER);
   }
   if (payload.role !== "authenticated" || typeof payload.sub !== "string" || !uuidPattern.test(payload.sub)) {
     throw unauthorized("the token is not a signed-in user's access token");
   }
   const caller: Caller = { userId: payload.sub.toLowerCase(), email: typeof payload.email === "string" ? payload.email : null, token };
-  rememberVerification(token, { ...caller, secret: cfg.SUPABASE_JWT_SECRET }, payload.exp!);
+  rememberVerification(token, { ...caller, secret: cfg.SUPABASE_JWT_SECRET, issuer: cfg.SUPABASE_JWT_ISSUER }, payload.exp!);
   return caller;
 }
 
-function toAuthError(error: unknown): ApiError {
+function toAuthError(error: unknown, issuer: string): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof errors.JWTExpired) return unauthorized("the token has expired; sign in again");
+  if (error instanceof errors.JWTClaimValidationFailed && error.claim === "iss") {
+    return unauthorized(`the token was not issued by this project's Supabase Auth: its iss claim must be ${issuer}`);
+  }
   if (error instanceof errors.JWTClaimValidationFailed) return unauthorized(`the token's ${error.claim} claim is not accepted`);
   if (error instanceof errors.JWKSTimeout) return dependencyDown("auth", "the signing keys could not be fetched; try again shortly");
   if (error instanceof errors.JWKSNoMatchingKey) return unauthorized("the token was not signed by this project's keys");

@@ -8,6 +8,8 @@ export interface Env {
   SUPABASE_SERVICE_ROLE_KEY: string;
   /** The project's legacy HS256 secret: a fallback for tokens not signed with a JWKS key. */
   SUPABASE_JWT_SECRET?: string;
+  /** The only `iss` accepted in access tokens; default `${SUPABASE_URL}/auth/v1`, what Supabase Auth issues. */
+  SUPABASE_JWT_ISSUER?: string;
   UPSTASH_REDIS_REST_URL: string;
   UPSTASH_REDIS_REST_TOKEN: string;
   /** Comma-separated origins allowed to call the API from a browser, or `*`. */
@@ -40,6 +42,7 @@ const configSchema = z.object({
   SUPABASE_ANON_KEY: z.string().min(1),
   SUPABASE_SERVICE_ROLE_KEY: z.string().min(1),
   SUPABASE_JWT_SECRET: z.string().min(1).optional(),
+  SUPABASE_JWT_ISSUER: z.url().optional(),
   UPSTASH_REDIS_REST_URL: z.url(),
   UPSTASH_REDIS_REST_TOKEN: z.string().min(1),
   CORS_ALLOWED_ORIGINS: z.string().default(""),
@@ -58,7 +61,8 @@ const configSchema = z.object({
   .refine((c) => c.DEPENDENCY_TIMEOUT_MS > c.DATABASE_STATEMENT_TIMEOUT_MS, {
     path: ["DEPENDENCY_TIMEOUT_MS"],
     error: "must be longer than DATABASE_STATEMENT_TIMEOUT_MS (the API roles' statement timeout in the database)",
-  });
+  })
+  .transform((c) => ({ ...c, SUPABASE_JWT_ISSUER: c.SUPABASE_JWT_ISSUER ?? `${c.SUPABASE_URL.replace(/\/+$/, "")}/auth/v1` }));
 
 export type Config = z.infer<typeof configSchema>;
 

@@ -6,7 +6,10 @@ export { signToken, userToken } from "./tokens.ts";
 
 export type { StackKeys } from "./tokens.ts";
 
-export async function generateKeys(): Promise<StackKeys> {
+/** A project's keys; the issuer of its user tokens once its URL is known. */
+export type KeyMaterial = Omit<StackKeys, "issuer"> & { issuer?: string };
+
+export async function generateKeys(): Promise<KeyMaterial> {
   const kid = randomUUID();
   const { privateKey, publicKey } = await generateKeyPair("ES256", { extractable: true });
   return {
@@ -17,12 +20,12 @@ export async function generateKeys(): Promise<StackKeys> {
 }
 
 /** What `/auth/v1/.well-known/jwks.json` serves: public asymmetric keys only, like Supabase. */
-export function publicJwks(keys: StackKeys): { keys: JWK[] } {
+export function publicJwks(keys: KeyMaterial): { keys: JWK[] } {
   return { keys: [keys.publicKey] };
 }
 
 /** What PostgREST verifies with: the public key plus the legacy secret as an `oct` key. */
-export function postgrestJwks(keys: StackKeys): string {
+export function postgrestJwks(keys: KeyMaterial): string {
   const legacy: JWK = {
     kty: "oct",
     k: Buffer.from(keys.jwtSecret).toString("base64url"),
@@ -33,7 +36,7 @@ export function postgrestJwks(keys: StackKeys): string {
 }
 
 /** The project's API keys: long-lived HS256 JWTs, as the legacy Supabase keys are. */
-export async function apiKeys(keys: StackKeys): Promise<{ anonKey: string; serviceRoleKey: string }> {
+export async function apiKeys(keys: KeyMaterial): Promise<{ anonKey: string; serviceRoleKey: string }> {
   const tenYears = "3650d";
   return {
     anonKey: await signToken(keys, { role: "anon", iss: "supabase" }, { alg: "HS256", expiresIn: tenYears }),

@@ -40,7 +40,7 @@ describe("supabase-js through the gateway, with RLS deciding", () => {
     expect(viaSecret.data).toEqual([{ id: org }]);
 
     const otherProject = await generateKeys();
-    const forged = await userToken(otherProject, member.id);
+    const forged = await userToken({ ...otherProject, issuer: stack.keys.issuer }, member.id);
     const rejected = await supabaseWith(forged).from("organizations").select("id").eq("id", org);
     expect(rejected.status).toBe(401);
 

@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { startGateway } from "./gateway.ts";
-import { apiKeys, generateKeys, postgrestJwks, publicJwks, type StackKeys } from "./keys.ts";
+import { apiKeys, generateKeys, postgrestJwks, publicJwks, type KeyMaterial } from "./keys.ts";
 import type { StackInfo } from "./stack-info.ts";
 
 export type { StackInfo } from "./stack-info.ts";
@@ -61,16 +61,20 @@ export async function startStack({
     const { applied } = await migrate(dbUrl, { seedFile });
     stackLog(`database ${databaseName}: ${applied.length} migration(s) applied${seedFile ? ", demo data seeded" : ""} (${Date.now() - migrateStarted} ms)`);
 
-    const keys = mode === "dev" ? await devKeys(freshDatabase) : await generateKeys();
-    const { anonKey, serviceRoleKey } = await apiKeys(keys);
+    const material = mode === "dev" ? await devKeys(freshDatabase) : await generateKeys();
+    const { anonKey, serviceRoleKey } = await apiKeys(material);
 
     const postgrest = await startPostgrest({
       dbUri: roleUrl(dbUrl, "authenticator", "authenticator-local-only"),
-      jwtSecret: postgrestJwks(keys),
+      jwtSecret: postgrestJwks(material),
     });
     stops.push(postgrest.stop);
-    const gateway = await startGateway({ postgrestUrl: postgrest.url, jwks: publicJwks(keys) });
+    const gateway = await startGateway({ postgrestUrl: postgrest.url, jwks: publicJwks(material) });
     stops.push(gateway.stop);
+    // User tokens carry the issuer Supabase Auth would give them: the project URL + /auth/v1. The
+    // dev stack keeps the one of its first run (the gateway's port changes), so its tokens last.
+    const keys = { ...material, issuer: material.issuer ?? `${gateway.url}/auth/v1` };
+    if (mode === "dev" && !material.issuer) await saveDevKeys(keys);
 
     const redis = await resolveRedis();
     stops.push(redis.stop);
@@ -112,11 +116,13 @@ async function databaseExists(adminUrl: string, name: string): Promise<boolean> 
 }
 
 /** Dev keys persist so tokens printed yesterday still work today; a reset makes new ones. */
-async function devKeys(regenerate: boolean): Promise<StackKeys> {
+async function devKeys(regenerate: boolean): Promise<KeyMaterial> {
   const file = path.join(stackDir, "keys.json");
-  if (!regenerate && existsSync(file)) return JSON.parse(await readFile(file, "utf8")) as StackKeys;
-  const keys = await generateKeys();
+  if (!regenerate && existsSync(file)) return JSON.parse(await readFile(file, "utf8")) as KeyMaterial;
+  return generateKeys();
+}
+
+async function saveDevKeys(keys: KeyMaterial): Promise<void> {
   await mkdir(stackDir, { recursive: true });
-  await writeFile(file, JSON.stringify(keys, null, 2), { mode: 0o600 });
-  return keys;
+  await writeFile(path.join(stackDir, "keys.json"), JSON.stringify(keys, null, 2), { mode: 0o600 });
 }

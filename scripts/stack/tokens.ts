@@ -7,6 +7,8 @@ import { SignJWT, importJWK, type JWK } from "jose";
 export interface SigningKeys {
   jwtSecret: string;
   signingKey: JWK & { kid: string };
+  /** The `iss` of user tokens: the project's URL + `/auth/v1`, as Supabase Auth sets it (the Worker checks it). */
+  issuer: string;
 }
 
 /**
@@ -18,7 +20,7 @@ export interface StackKeys extends SigningKeys {
 }
 
 export async function signToken(
-  keys: SigningKeys,
+  keys: Pick<SigningKeys, "jwtSecret" | "signingKey">,
   claims: Record<string, unknown>,
   { alg = "ES256", expiresIn = "1h" }: { alg?: "ES256" | "HS256"; expiresIn?: string | number } = {},
 ): Promise<string> {
@@ -42,7 +44,7 @@ export async function userToken(
       sub: userId,
       role: "authenticated",
       aud: "authenticated",
-      iss: "supabase",
+      iss: keys.issuer,
       ...(email ? { email } : {}),
       session_id: crypto.randomUUID(),
     },

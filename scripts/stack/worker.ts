@@ -18,6 +18,7 @@ export function workerVars(info: StackInfo, extra: Record<string, string> = {}):
     SUPABASE_ANON_KEY: info.anonKey,
     SUPABASE_SERVICE_ROLE_KEY: info.serviceRoleKey,
     SUPABASE_JWT_SECRET: info.jwtSecret,
+    SUPABASE_JWT_ISSUER: info.keys.issuer,
     UPSTASH_REDIS_REST_URL: info.redisRestUrl,
     UPSTASH_REDIS_REST_TOKEN: info.redisRestToken,
     ...extra,
