@@ -153,12 +153,14 @@ export async function orgWithB(validUntil: number, options: { timeZone?: string;
 
 /**
  * A level A on a subscription that will not renew by itself: `past_due` with a grace period, or
- * `canceled` with the grace still running; both end (valid_until) at `graceUntil`.
+ * `canceled` with the grace still running; both end (valid_until) at `graceUntil`. The level row
+ * is marked `in_grace`, as the subscription functions mark it, so it ends as `grace_ended`.
  */
 export async function levelAInGrace(orgId: string, graceUntil: number, status: "past_due" | "canceled" = "past_due") {
   const sub = await fixtures.subscription(orgId, { status, currentPeriodEnd: new Date(graceUntil - 14 * DAY) });
   await exec("update public.subscriptions set grace_started_at = $2::timestamptz - interval '14 days', grace_until = $2 where id = $1", [sub.id, iso(graceUntil)]);
   const levelId = await fixtures.levelRow(orgId, "A", { validUntil: new Date(graceUntil), subscriptionId: sub.id });
+  await exec("update public.organization_status_levels set in_grace = true where id = $1", [levelId]);
   return { subscriptionId: sub.id, levelId };
 }
 

@@ -737,7 +737,7 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
     {
       title: "the e-mail sender reports results",
       args: () => ({ p_results: [] }),
-      expect: systemOnly((v) => expect(v).toEqual({ sent: 0, failed: 0, dead: 0 })),
+      expect: systemOnly((v) => expect(v).toEqual({ sent: 0, failed: 0, dead: 0, released: 0 })),
     },
   ],
   apply_subscription_event: [
