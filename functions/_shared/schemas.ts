@@ -35,8 +35,9 @@ const plainTextError = { error: "must not contain control characters (only tab a
 /** Text a person or a system wrote: bounded, no control characters except tab and line breaks. */
 export const plainText = (max: number) =>
   z.string().max(max, { error: `must be at most ${max} characters` }).refine(isPlainText, plainTextError);
+// Checked before trimming, which would drop a leading vertical tab or form feed silently.
 const requiredText = (max: number) =>
-  z.string().trim().min(1, { error: "must not be empty" }).max(max, { error: `must be at most ${max} characters` }).refine(isPlainText, plainTextError);
+  z.string().refine(isPlainText, plainTextError).trim().min(1, { error: "must not be empty" }).max(max, { error: `must be at most ${max} characters` });
 
 export const OrganizationParams = z.strictObject({ id: Uuid });
 export const RequestParams = z.strictObject({ id: Uuid });
