@@ -170,9 +170,10 @@ const controlCharacters = [
   "\uD800", // a high surrogate without its pair
   "\uDFFF", // a low surrogate alone
 ];
+// Anywhere in the text, at either end too (where trimming could hide it).
 const textWithControl = fc
-  .tuple(fc.string({ maxLength: 20 }), fc.constantFrom(...controlCharacters), fc.string({ maxLength: 20 }))
-  .map(([before, control, after]) => `${before}${control}${after}`);
+  .tuple(fc.string({ maxLength: 20 }), fc.constantFrom(...controlCharacters), fc.string({ maxLength: 20 }), fc.constantFrom("start", "middle", "end"))
+  .map(([before, control, after, where]) => (where === "start" ? `${control}${before}${after}` : where === "end" ? `${before}${after}${control}` : `${before}${control}${after}`));
 // Years Postgres or the product cannot mean, and offsets no place on Earth has.
 const edgeDates = ["0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z", "10000-01-01T00:00:00Z", "+275760-09-13T00:00:00Z", "2030-01-01T00:00:00+23:00", "2030-01-01T00:00:00+14:01", "2030-01-01T00:00:00-14:01"];
 const outOfRangeDate = fc.oneof(
@@ -209,7 +210,7 @@ describe("fuzzed text and dates on every write endpoint", () => {
           const problem = await expectProblem(res, 400, "invalid_request");
           expect((problem.errors as Array<{ in: string; path: string }>).map((e) => e.path)).toContain(f.field);
         }),
-        { numRuns: f.kind === "date" ? 25 : 15, endOnFailure: true },
+        { numRuns: f.kind === "date" ? 25 : 15, endOnFailure: true, examples: [["\u0000"], ["\u000Bleading"], ["trailing\u000C"], ["\u001F"], ["\uD800"]] },
       );
       expect(await snapshot(p.orgId)).toEqual(before);
     },
