@@ -4,6 +4,8 @@ import { runScheduled } from "./scheduled/run-scheduled.ts";
 
 const app = createApp();
 
+export type { App } from "./app.ts";
+
 export default {
   fetch: app.fetch,
   // Awaited, not waitUntil: a failed run must fail the invocation so the platform shows it.

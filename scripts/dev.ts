@@ -26,6 +26,8 @@ async function main(): Promise<void> {
     vars: workerVars(info, {
       CORS_ALLOWED_ORIGINS: process.env.CORS_ALLOWED_ORIGINS ?? "*",
       CACHE_KEY_PREFIX: "sl-dev",
+      // Every response is checked against the API description while you develop.
+      CHECK_RESPONSES: "true",
       SUBSCRIPTION_WEBHOOK_SECRET: process.env.SUBSCRIPTION_WEBHOOK_SECRET ?? "local-dev-webhook-secret-change-me",
       ...(process.env.STATUS_CACHE_ENABLED ? { STATUS_CACHE_ENABLED: process.env.STATUS_CACHE_ENABLED } : {}),
       ...(process.env.EMAIL_API_URL ? { EMAIL_API_URL: process.env.EMAIL_API_URL } : {}),

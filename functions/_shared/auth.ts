@@ -95,13 +95,10 @@ function bearer(header: string | undefined): string | null {
   return match[1]!;
 }
 
-/**
- * Sets `caller` (or null for anonymous). `required` answers 401 when no valid token came.
- * `user-or-service` also accepts the service-role key itself (the platform's own backend calling
- * an admin endpoint); `caller` is then null and `service` true.
- */
-export const authenticate = (mode: "required" | "optional" | "user-or-service") =>
-  createMiddleware<AppEnv>(async (c, next) => {
+type Mode = "required" | "optional" | "user-or-service";
+
+function authenticate<E extends AppEnv>(mode: Mode) {
+  return createMiddleware<E>(async (c, next) => {
     const token = bearer(c.req.header("authorization"));
     c.set("service", false);
     if (mode === "user-or-service" && token && (await constantTimeEqual(token, config(c.env).SUPABASE_SERVICE_ROLE_KEY))) {
@@ -120,8 +117,14 @@ export const authenticate = (mode: "required" | "optional" | "user-or-service") 
     c.get("logFields").user_id = caller.userId;
     return next();
   });
-
-export function requireCaller(caller: Caller | null): Caller {
-  if (!caller) throw unauthorized("sign in: this endpoint needs a bearer access token");
-  return caller;
 }
+
+/** A signed-in user is required (401 otherwise); `c.get("caller")` is then set. */
+export const signedIn = authenticate<AppEnv>("required");
+/** Signed in or anonymous (`caller` null). A token that is sent must be valid. */
+export const signedInOrAnonymous = authenticate<AppEnv>("optional");
+/**
+ * A signed-in user or the platform's backend with the service-role key itself (`caller` null,
+ * `service` true).
+ */
+export const signedInOrService = authenticate<AppEnv>("user-or-service");

@@ -1,8 +1,10 @@
+import type { z } from "@hono/zod-openapi";
 import type { Redis } from "@upstash/redis/cloudflare";
 import type { Context } from "hono";
 import type { AppEnv, LogFn } from "./app-env.ts";
 import { config, type Env } from "./env.ts";
 import { redisClient } from "./redis.ts";
+import type { OrganizationStatus } from "../status-levels/organizations/schemas.ts";
 
 /**
  * The organization status cache (Upstash Redis).
@@ -30,7 +32,8 @@ export interface ViewerRole {
   platform_admin: boolean;
 }
 
-export type StatusView = Record<string, unknown> & { visibility: "full" | "public" };
+/** What is cached: the organization-wide view, without what depends on the caller. */
+export type StatusView = Omit<z.infer<typeof OrganizationStatus>, "can_manage">;
 
 /** The generations a value was read under: `<organization>.<all organizations>`. */
 type Generation = string;
@@ -68,7 +71,7 @@ function isCached<T>(value: unknown, gen: Generation, now: number): value is Cac
 }
 
 /** The earliest `valid_until` among the view's levels (epoch ms), or null when none ends. */
-export function viewExpiresAt(view: Record<string, unknown>): number | null {
+export function viewExpiresAt(view: Pick<StatusView, "active_levels">): number | null {
   let earliest: number | null = null;
   for (const level of Array.isArray(view.active_levels) ? view.active_levels : []) {
     const until = (level as { valid_until?: unknown }).valid_until;

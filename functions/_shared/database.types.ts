@@ -620,8 +620,8 @@ export type Database = {
           message: string | null
           organization_id: string
           requested_by: string
-          requested_level: string
           status: string
+          target_level: string
         }
         Insert: {
           created_at?: string
@@ -634,8 +634,8 @@ export type Database = {
           message?: string | null
           organization_id: string
           requested_by: string
-          requested_level: string
           status?: string
+          target_level: string
         }
         Update: {
           created_at?: string
@@ -648,8 +648,8 @@ export type Database = {
           message?: string | null
           organization_id?: string
           requested_by?: string
-          requested_level?: string
           status?: string
+          target_level?: string
         }
         Relationships: [
           {
@@ -688,6 +688,10 @@ export type Database = {
         Args: { p_notes?: string; p_request_id: string }
         Returns: Json
       }
+      authorize_daily_job_run: {
+        Args: Record<PropertyKey, never>
+        Returns: boolean
+      }
       cancel_upgrade_request: { Args: { p_request_id: string }; Returns: Json }
       check_level_c_criteria: {
         Args: { p_organization_id: string }
@@ -702,7 +706,7 @@ export type Database = {
           p_evidence_urls?: string[]
           p_message?: string
           p_organization_id: string
-          p_requested_level: string
+          p_target_level: string
         }
         Returns: Json
       }
@@ -744,6 +748,10 @@ export type Database = {
       is_grace_period_ended: {
         Args: { p_organization_id: string }
         Returns: boolean
+      }
+      list_email_outbox: {
+        Args: { p_limit?: number; p_offset?: number; p_state?: string }
+        Returns: Json
       }
       list_pending_upgrade_requests: {
         Args: { p_limit?: number; p_offset?: number }

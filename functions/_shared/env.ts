@@ -35,6 +35,11 @@ export interface Env {
   EMAIL_API_TOKEN?: string;
   EMAIL_FROM?: string;
   LOG_LEVEL?: string;
+  /**
+   * `true` checks every response against its route's declared schema and answers a 500 problem
+   * when it does not match (tests and `npm run dev`; leave it off in production).
+   */
+  CHECK_RESPONSES?: string;
 }
 
 const configSchema = z.object({
@@ -56,6 +61,7 @@ const configSchema = z.object({
   EMAIL_API_TOKEN: z.string().optional(),
   EMAIL_FROM: z.string().default("Status levels <no-reply@status-levels.invalid>"),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  CHECK_RESPONSES: z.enum(["true", "false"]).default("false").transform((v) => v === "true"),
 })
   // A write the Worker gave up on (503) must be one the database has cancelled and rolled back.
   .refine((c) => c.DEPENDENCY_TIMEOUT_MS > c.DATABASE_STATEMENT_TIMEOUT_MS, {

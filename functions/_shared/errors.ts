@@ -36,10 +36,14 @@ export const badRequest = (code: string, message: string, extra?: Record<string,
   new ApiError(400, code, message, extra);
 export const unauthorized = (message: string) =>
   new ApiError(401, "unauthorized", message, {}, { "www-authenticate": 'Bearer realm="status-levels"' });
-export const forbidden = (message: string) => new ApiError(403, "forbidden", message);
+export const forbidden = (message: string) => new ApiError(403, "not_allowed", message);
 export const notFound = (code: string, message: string) => new ApiError(404, code, message);
-export const dependencyDown = (dependency: string, message: string) =>
-  new ApiError(503, "dependency_unavailable", message, { dependency }, { "retry-after": "5" });
+/** The one way to answer 503: a stable code, what to do, and when to come back (`Retry-After`). */
+export const unavailable = (code: string, message: string, extra: Record<string, unknown> = {}, retryAfterSeconds = 5) =>
+  new ApiError(503, code, message, extra, { "retry-after": String(retryAfterSeconds) });
+/** A dependency (database, cache, auth keys, ...) did not answer, or not in time. */
+export const dependencyDown = (dependency: string, message: string, extra: Record<string, unknown> = {}) =>
+  unavailable("dependency_unavailable", message, { dependency, ...extra });
 
 export function problem(c: Context, error: ApiError): Response {
   const body = {

@@ -1,16 +1,20 @@
+import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import type { OrganizationStatus } from "../status-levels/organizations/schemas.ts";
 import type { AppEnv } from "./app-env.ts";
 import { cacheEnabled, lookupStatus, storeStatus, type StatusView, type ViewerRole } from "./cache.ts";
 import { redisClient } from "./redis.ts";
 import { callRpc } from "./rpc.ts";
-import { supabaseAsCaller } from "./supabase.ts";
+import { supabaseForRequest } from "./supabase.ts";
 
 /** The status view as this caller may see it, with `can_manage` computed for them. */
-export type CallerStatusView = Omit<StatusView, "viewer"> & { can_manage: boolean };
+export type CallerStatusView = z.infer<typeof OrganizationStatus>;
+
+/** What `get_organization_status` answers: the view, plus who the caller is in the organization. */
+type DatabaseStatusView = CallerStatusView & { viewer: ViewerRole };
 
 function forCaller(view: StatusView, role: ViewerRole): CallerStatusView {
-  const { viewer: _viewer, can_manage: _orgWide, ...rest } = view;
-  return { ...rest, visibility: view.visibility, can_manage: role.role === "owner" || role.role === "admin" || role.platform_admin };
+  return { ...view, can_manage: role.role === "owner" || role.role === "admin" || role.platform_admin };
 }
 
 /**
@@ -29,17 +33,16 @@ export async function loadOrganizationStatus(c: Context<AppEnv>, orgId: string):
     c.header("x-cache", "hit");
     return forCaller(lookup.hit.view, lookup.hit.role);
   }
-  const data = (await callRpc(supabaseAsCaller(c.env, caller?.token ?? null), "get_organization_status", {
-    p_organization_id: orgId,
-  })) as StatusView & { viewer: ViewerRole };
+  const { viewer, can_manage: _callerSpecific, ...orgWide } = await callRpc<"get_organization_status", DatabaseStatusView>(
+    supabaseForRequest(c),
+    "get_organization_status",
+    { p_organization_id: orgId },
+  );
   const cacheState = useCache ? "miss" : "bypass";
   c.get("logFields").cache = cacheState;
   c.header("x-cache", cacheState);
-  if (redis && lookup && lookup.gen !== null) {
-    const { viewer, can_manage: _callerSpecific, ...orgWide } = data;
-    afterResponse(c, storeStatus(c, redis, orgId, userId, lookup.gen, orgWide as StatusView, viewer));
-  }
-  return forCaller(data, data.viewer);
+  if (redis && lookup && lookup.gen !== null) afterResponse(c, storeStatus(c, redis, orgId, userId, lookup.gen, orgWide, viewer));
+  return forCaller(orgWide, viewer);
 }
 
 /** Work that must not delay the response (cache fills): waitUntil where the runtime offers it. */

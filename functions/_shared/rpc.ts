@@ -1,17 +1,27 @@
 import type { Context } from "hono";
 import type { AppEnv } from "./app-env.ts";
 import { invalidateAllOrganizations, invalidateOrganizations } from "./cache.ts";
-import type { Database } from "./database.types.ts";
+import type { Database, Json } from "./database.types.ts";
 import { ApiError, fromDbError } from "./errors.ts";
 import type { Db } from "./supabase.ts";
 
 type Functions = Database["public"]["Functions"];
+export type RpcName = keyof Functions;
+export type RpcArgs<F extends RpcName> = Functions[F]["Args"];
+/**
+ * What a SQL function returns, from the generated database types: `boolean`, `number`, ... as
+ * declared; `Json` for a function that returns jsonb, which a caller narrows to the shape the
+ * route declares (that shape is checked against every response in the tests).
+ */
+export type RpcResult<F extends RpcName> = Functions[F]["Returns"];
+/** Only a jsonb result can be narrowed (to T); any other is the generated type. */
+type Narrowed<F extends RpcName, T> = Json extends RpcResult<F> ? T : RpcResult<F>;
 
-/** Calls a SQL function through PostgREST; a database error becomes the matching ApiError. */
-export async function callRpc<F extends keyof Functions>(db: Db, fn: F, args: Functions[F]["Args"]): Promise<unknown> {
-  const { data, error, status } = await (db.rpc as (f: string, a: unknown) => PromiseLike<{ data: unknown; error: unknown; status: number }>)(fn, args);
-  if (error) throw fromDbError(error as { code?: string; message?: string; hint?: string }, status);
-  return data;
+/** Calls a SQL function through PostgREST as the client's role; a database error becomes the matching ApiError. */
+export async function callRpc<F extends RpcName, T = RpcResult<F>>(db: Db, fn: F, args: RpcArgs<F>): Promise<Narrowed<F, T>> {
+  const { data, error, status } = await db.rpc(fn, args as never);
+  if (error) throw fromDbError(error, status);
+  return data as Narrowed<F, T>;
 }
 
 /** Which cached statuses a write may change. */
@@ -44,16 +54,16 @@ export const onOrganization = (organizationId: string): WriteScope<unknown> => (
  * rolled back by then; the invalidation covers what that cannot: a request that waited for a
  * PostgREST connection, or a connection lost after the commit.
  */
-export async function callWriteRpc<F extends keyof Functions, R>(
+export async function callWriteRpc<F extends RpcName, T = RpcResult<F>>(
   c: Context<AppEnv>,
   db: Db,
   fn: F,
-  args: Functions[F]["Args"],
-  scope: WriteScope<R>,
-): Promise<R> {
-  let result: R;
+  args: RpcArgs<F>,
+  scope: WriteScope<Narrowed<F, T>>,
+): Promise<Narrowed<F, T>> {
+  let result: Narrowed<F, T>;
   try {
-    result = (await callRpc(db, fn, args)) as R;
+    result = await callRpc<F, T>(db, fn, args);
   } catch (error) {
     if (error instanceof ApiError && error.code === "dependency_unavailable") {
       const log = c.get("log");

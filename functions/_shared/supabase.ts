@@ -1,4 +1,6 @@
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import type { Context } from "hono";
+import type { AppEnv } from "./app-env.ts";
 import type { Database } from "./database.types.ts";
 import { config, type Env } from "./env.ts";
 
@@ -39,6 +41,11 @@ function client(env: Env, bearer: string): Db {
 /** Supabase as the caller: their token goes along, so Postgres RLS decides what they see and do. */
 export function supabaseAsCaller(env: Env, token: string | null): Db {
   return client(env, token ?? config(env).SUPABASE_ANON_KEY);
+}
+
+/** Supabase as this request's caller (anonymous when no one signed in). */
+export function supabaseForRequest(c: Context<AppEnv>): Db {
+  return supabaseAsCaller(c.env, c.get("caller")?.token ?? null);
 }
 
 /** Supabase as the service role. Only for the daily job and the signed subscription events. */

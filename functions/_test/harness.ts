@@ -74,6 +74,13 @@ export async function body(res: Response): Promise<Record<string, any>> {
   return (await res.json()) as Record<string, any>;
 }
 
+/** A list response: the JSON array it is, and the total from `X-Total-Count`. */
+export async function listBody(res: Response): Promise<{ total: number; items: Array<Record<string, any>> }> {
+  const items = (await res.json()) as Array<Record<string, any>>;
+  if (!Array.isArray(items)) throw new Error(`expected a JSON array, got ${JSON.stringify(items).slice(0, 300)}`);
+  return { total: Number(res.headers.get("x-total-count")), items };
+}
+
 /** Asserts a problem document with this status and code, and returns it. */
 export async function expectProblem(res: Response, status: number, code: string): Promise<Record<string, any>> {
   const text = await res.text();

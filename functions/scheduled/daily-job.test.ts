@@ -1,7 +1,7 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../_shared/env.ts";
-import { body, call, deadUrl, exec, expectProblem, fixtures, stack, testEnv } from "../_test/harness.ts";
+import { body, call, deadUrl, exec, expectProblem, fixtures, listBody, stack, testEnv } from "../_test/harness.ts";
 import worker from "../index.ts";
 import { DailyJobFailed, runDailyJob, type DailyJobSummary } from "./daily-job.ts";
 import {
@@ -254,34 +254,34 @@ describe("daily job: in-app notifications", () => {
     await runJob([p.orgId], { asOf: end - 7 * DAY + HOUR });
 
     const list = async (token: string | null, query = "") => call(`/status-levels/notifications${query}`, { token });
-    const ownerList = await body(await list(p.owner.token));
+    const ownerList = await listBody(await list(p.owner.token));
     expect(ownerList.total).toBe(1);
     expect(ownerList.items[0]).toMatchObject({ organization_id: p.orgId, kind: "expiry_notice", title: expect.stringMatching(/^Level B ends in 7 days/), read_at: null });
-    expect(ownerList.items[0].body).toContain("ends on");
-    expect(ownerList.items[0].data).toMatchObject({ level: "B", threshold_days: 7 });
-    const adminList = await body(await list(p.admin.token));
+    expect(ownerList.items[0]!.body).toContain("ends on");
+    expect(ownerList.items[0]!.data).toMatchObject({ level: "B", threshold_days: 7 });
+    const adminList = await listBody(await list(p.admin.token));
     expect(adminList.total).toBe(1);
     for (const who of [p.manager, p.member, p.outsider, p.platformAdmin]) {
       const res = await list(who.token);
       expect(res.status).toBe(200);
-      expect((await body(res)).total).toBe(0);
+      expect((await listBody(res)).total).toBe(0);
     }
     await expectProblem(await list(null), 401, "unauthorized");
 
-    const ownerNotification = ownerList.items[0].id as string;
-    const adminNotification = adminList.items[0].id as string;
+    const ownerNotification = ownerList.items[0]!.id as string;
+    const adminNotification = adminList.items[0]!.id as string;
     // Someone else's notification is not theirs to mark.
     const foreign = await call("/status-levels/notifications/read", { method: "POST", token: p.member.token, json: { ids: [adminNotification] } });
     expect(await body(foreign)).toEqual({ marked: 0 });
     const marked = await call("/status-levels/notifications/read", { method: "POST", token: p.owner.token, json: { ids: [ownerNotification, adminNotification] } });
     expect(marked.status).toBe(200);
     expect(await body(marked)).toEqual({ marked: 1 });
-    expect((await body(await list(p.owner.token, "?unread=true"))).total).toBe(0);
-    expect((await body(await list(p.owner.token))).items[0].read_at).not.toBeNull();
-    expect((await body(await list(p.admin.token, "?unread=true"))).total).toBe(1);
+    expect((await listBody(await list(p.owner.token, "?unread=true"))).total).toBe(0);
+    expect((await listBody(await list(p.owner.token))).items[0]!.read_at).not.toBeNull();
+    expect((await listBody(await list(p.admin.token, "?unread=true"))).total).toBe(1);
     // Without ids: all of the caller's.
     expect(await body(await call("/status-levels/notifications/read", { method: "POST", token: p.admin.token, json: {} }))).toEqual({ marked: 1 });
-    expect((await body(await list(p.admin.token, "?unread=true"))).total).toBe(0);
+    expect((await listBody(await list(p.admin.token, "?unread=true"))).total).toBe(0);
   });
 });
 
@@ -544,7 +544,7 @@ describe("daily job: expiry and grace end", () => {
     // B lapsed an hour ago; the owner asks for B again before the 02:00 run. The request flips the
     // lapsed row (history `expired`) on its way; the owners must still hear that B ended.
     const p = await orgWithB(Date.now() - HOUR);
-    const request = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, requested_level: "B" } });
+    const request = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, target_level: "B" } });
     expect(request.status).toBe(201);
     expect(await levelById(p.levelId)).toMatchObject({ is_active: false, end_reason: "expired" });
     expect((await historyOf(p.orgId)).map((h) => h.action)).toContain("expired");
@@ -690,21 +690,21 @@ describe("daily job: e-mail delivery (a real HTTP e-mail API)", () => {
     const dead = await outboxOf([p.orgId]);
     const res = await call("/status-levels/admin/email-outbox?state=dead&limit=200", { token: p.platformAdmin.token });
     expect(res.status).toBe(200);
-    const page = await body(res);
-    const mine = (page.items as Array<Record<string, any>>).filter((i) => i.organization_id === p.orgId);
+    const page = await listBody(res);
+    const mine = page.items.filter((i) => i.organization_id === p.orgId);
     expect(mine.map((i) => i.id).sort()).toEqual(dead.map((m) => m.id).sort());
     for (const item of mine) {
       expect(item).toMatchObject({ state: "dead", attempts: 5, kind: "expiry_notice", sent_at: null });
       expect(item.last_error).toMatch(/^HTTP 500/);
       expect(recipients).toContain(item.recipient);
     }
-    const defaultState = await body(await call("/status-levels/admin/email-outbox?limit=200", { token: p.platformAdmin.token }));
-    expect((defaultState.items as Array<Record<string, any>>).some((i) => i.id === dead[0]!.id)).toBe(true);
-    const sentPage = await body(await call("/status-levels/admin/email-outbox?state=sent&limit=200", { token: p.platformAdmin.token }));
-    expect((sentPage.items as Array<Record<string, any>>).some((i) => i.organization_id === p.orgId)).toBe(false);
+    const defaultState = await listBody(await call("/status-levels/admin/email-outbox?limit=200", { token: p.platformAdmin.token }));
+    expect(defaultState.items.some((i) => i.id === dead[0]!.id)).toBe(true);
+    const sentPage = await listBody(await call("/status-levels/admin/email-outbox?state=sent&limit=200", { token: p.platformAdmin.token }));
+    expect(sentPage.items.some((i) => i.organization_id === p.orgId)).toBe(false);
 
     for (const who of [p.owner, p.admin, p.member, p.outsider]) {
-      await expectProblem(await call("/status-levels/admin/email-outbox?state=dead", { token: who.token }), 403, "forbidden");
+      await expectProblem(await call("/status-levels/admin/email-outbox?state=dead", { token: who.token }), 403, "not_allowed");
     }
     await expectProblem(await call("/status-levels/admin/email-outbox?state=dead"), 401, "unauthorized");
   });
@@ -857,14 +857,14 @@ describe("POST /status-levels/admin/jobs/daily", () => {
   it("is 403 for organization owners, members and outsiders (also with as_of), 401 anonymous, and runs nothing", async () => {
     const p = await orgWithB(Date.now() + 30 * DAY - HOUR);
     for (const who of [p.owner, p.admin, p.member, p.outsider]) {
-      await expectProblem(await run(who.token, { organization_ids: [p.orgId] }), 403, "forbidden");
+      await expectProblem(await run(who.token, { organization_ids: [p.orgId] }), 403, "not_allowed");
     }
-    await expectProblem(await run(p.owner.token, { as_of: iso(Date.now()), organization_ids: [p.orgId] }), 403, "forbidden");
+    await expectProblem(await run(p.owner.token, { as_of: iso(Date.now()), organization_ids: [p.orgId] }), 403, "not_allowed");
     await expectProblem(await run(null, { organization_ids: [p.orgId] }), 401, "unauthorized");
     await expectProblem(await run("not-a-token", { organization_ids: [p.orgId] }), 401, "unauthorized");
     // A revoked platform admin is no platform admin.
     await exec("update public.platform_admins set revoked_at = now() where user_id = $1", [p.platformAdmin.id]);
-    await expectProblem(await run(p.platformAdmin.token, { organization_ids: [p.orgId] }), 403, "forbidden");
+    await expectProblem(await run(p.platformAdmin.token, { organization_ids: [p.orgId] }), 403, "not_allowed");
     expect(await noticesOf([p.orgId])).toEqual([]);
   });
 

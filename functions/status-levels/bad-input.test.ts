@@ -51,15 +51,15 @@ const cases: Case[] = [
   { name: "validity: level C", method: "POST", path: () => `/status-levels/organizations/${p.orgId}/validity`, who: "platformAdmin", json: { level: "C", valid_until: "2030-01-01T00:00:00Z" }, status: 400, code: "invalid_request" },
   { name: "validity: in the past", method: "POST", path: () => `/status-levels/organizations/${p.orgId}/validity`, who: "platformAdmin", json: { level: "B", valid_until: "2001-01-01T00:00:00Z" }, status: 422, code: "valid_until_in_past" },
   // upgrade requests
-  { name: "request: organization_id not a UUID", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "x", requested_level: "B" }, status: 400, code: "invalid_request" },
-  { name: "request: level A", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "A" }, status: 400, code: "invalid_request" },
-  { name: "request: message too long", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "B", message: huge }, status: 400, code: "invalid_request" },
-  { name: "request: 11 evidence links", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "B", evidence_urls: Array.from({ length: 11 }, (_, i) => `https://example.org/${i}`) }, status: 400, code: "invalid_request" },
-  { name: "request: http evidence link", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "B", evidence_urls: ["http://example.org/a"] }, status: 400, code: "invalid_request" },
-  { name: "request: javascript: link", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "B", evidence_urls: ["javascript:alert(1)"] }, status: 400, code: "invalid_request" },
-  { name: "request: evidence not an array", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "B", evidence_urls: "https://example.org" }, status: 400, code: "invalid_request" },
-  { name: "request: unknown organization", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: uuid(), requested_level: "B" }, status: 404, code: "organization_not_found" },
-  { name: "request: status field smuggled in", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", requested_level: "B", status: "approved" }, status: 400, code: "invalid_request" },
+  { name: "request: organization_id not a UUID", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "x", target_level: "B" }, status: 400, code: "invalid_request" },
+  { name: "request: level A", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "A" }, status: 400, code: "invalid_request" },
+  { name: "request: message too long", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "B", message: huge }, status: 400, code: "invalid_request" },
+  { name: "request: 11 evidence links", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "B", evidence_urls: Array.from({ length: 11 }, (_, i) => `https://example.org/${i}`) }, status: 400, code: "invalid_request" },
+  { name: "request: http evidence link", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "B", evidence_urls: ["http://example.org/a"] }, status: 400, code: "invalid_request" },
+  { name: "request: javascript: link", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "B", evidence_urls: ["javascript:alert(1)"] }, status: 400, code: "invalid_request" },
+  { name: "request: evidence not an array", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "B", evidence_urls: "https://example.org" }, status: 400, code: "invalid_request" },
+  { name: "request: unknown organization", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: uuid(), target_level: "B" }, status: 404, code: "organization_not_found" },
+  { name: "request: status field smuggled in", method: "POST", path: () => "/status-levels/upgrade-requests", who: "owner", json: { organization_id: "__ORG__", target_level: "B", status: "approved" }, status: 400, code: "invalid_request" },
   { name: "cancel: non-UUID id", method: "POST", path: () => "/status-levels/upgrade-requests/42/cancel", who: "owner", status: 400, code: "invalid_request" },
   { name: "cancel: unknown request", method: "POST", path: () => `/status-levels/upgrade-requests/${uuid()}/cancel`, who: "owner", status: 404, code: "request_not_found" },
   { name: "approve: notes of the wrong type", method: "POST", path: () => `/status-levels/upgrade-requests/${requestId}/approve`, who: "platformAdmin", json: { notes: { text: "ok" } }, status: 400, code: "invalid_request" },
@@ -68,7 +68,7 @@ const cases: Case[] = [
   { name: "reject: note too long", method: "POST", path: () => `/status-levels/upgrade-requests/${requestId}/reject`, who: "platformAdmin", json: { note: huge }, status: 400, code: "invalid_request" },
   // badge, catalog, unknown routes and methods
   { name: "badge: not a UUID", path: () => "/status-levels/badge/nope.svg", status: 400, code: "invalid_request" },
-  { name: "badge: other extension", path: () => `/status-levels/badge/${p.orgId}.png`, status: 404, code: "route_not_found" },
+  { name: "badge: other extension", path: () => `/status-levels/badge/${p.orgId}.png`, status: 400, code: "invalid_request" },
   { name: "badge: unknown organization as JSON", path: () => `/status-levels/badge/${uuid()}.json`, status: 404, code: "organization_not_found" },
   { name: "unknown route", path: () => "/status-levels/organisations", status: 404, code: "route_not_found" },
   { name: "wrong method", method: "POST", path: () => `/status-levels/organizations/${p.orgId}`, who: "platformAdmin", json: {}, status: 404, code: "route_not_found" },
@@ -90,7 +90,7 @@ async function snapshot(orgId: string): Promise<Record<string, unknown>> {
 
 beforeAll(async () => {
   p = await fixtures.orgWithPeople();
-  const res = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, requested_level: "B" } });
+  const res = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, target_level: "B" } });
   const created = (await res.json()) as { id: string };
   if (res.status !== 201) throw new Error(`could not create the request the cases need: ${JSON.stringify(created)}`);
   requestId = created.id;
@@ -145,9 +145,9 @@ const writeFields: WriteField[] = [
   ...fields("revoke", () => `/status-levels/organizations/${p.orgId}/revoke`, "platformAdmin", () => ({ level: "B", reason: "audit" }), { level: "id", reason: "text" }),
   ...fields("renew", () => `/status-levels/organizations/${p.orgId}/renew`, "platformAdmin", () => ({}), { notes: "text" }),
   ...fields("validity", () => `/status-levels/organizations/${p.orgId}/validity`, "platformAdmin", () => ({ level: "B", valid_until: future() }), { level: "id", valid_until: "date", reason: "text" }),
-  ...fields("request", () => "/status-levels/upgrade-requests", "owner", () => ({ organization_id: p.orgId, requested_level: "C" }), {
+  ...fields("request", () => "/status-levels/upgrade-requests", "owner", () => ({ organization_id: p.orgId, target_level: "C" }), {
     organization_id: "id",
-    requested_level: "id",
+    target_level: "id",
     message: "text",
     "evidence_urls.0": "text",
   }),
@@ -236,7 +236,7 @@ describe("fuzzed text and dates on every write endpoint", () => {
   it("refuses evidence links that carry a user name or password", async () => {
     const before = await snapshot(p.orgId);
     for (const url of ["https://user:pass@example.org/audit.pdf", "https://user@example.org/", "https://:secret@example.org/", "https://@example.org/"]) {
-      const res = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, requested_level: "B", evidence_urls: [url] } });
+      const res = await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, target_level: "B", evidence_urls: [url] } });
       const problem = await expectProblem(res, 400, "invalid_request");
       expect(problem.errors).toEqual([{ in: "body", path: "evidence_urls.0", message: expect.stringMatching(/user name or password/) }]);
     }

@@ -1,6 +1,6 @@
-import { z } from "zod";
-import { ApiError } from "../_shared/errors.ts";
-import { defineRoute } from "../_shared/route.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createApi, json, NoQuery, problems } from "../_shared/api.ts";
+import { dependencyDown } from "../_shared/errors.ts";
 import { redisClient } from "../_shared/redis.ts";
 import { supabaseAsCaller } from "../_shared/supabase.ts";
 
@@ -18,18 +18,20 @@ async function timed(run: () => Promise<void>): Promise<Check> {
 
 const CheckResult = z.object({ status: z.enum(["up", "down"]), latency_ms: z.number() });
 
-export const getHealth = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/health",
   operationId: "getHealth",
   summary: "Are the database (through PostgREST) and the cache reachable?",
   tags: ["service"],
-  auth: "none",
+  request: { query: NoQuery },
   responses: {
-    200: { description: "Both up", schema: z.object({ status: z.literal("ok"), checks: z.object({ database: CheckResult, cache: CheckResult }) }) },
+    200: json(z.object({ status: z.literal("ok"), checks: z.object({ database: CheckResult, cache: CheckResult }) }), "Both up"),
+    ...problems(503),
   },
-  errors: [503],
-  handler: async (c) => {
+});
+
+export const getHealth = createApi().openapi(route, async (c) => {
   const [database, cache] = await Promise.all([
     timed(async () => {
       const { error, status } = await supabaseAsCaller(c.env, null).rpc("status_levels_ping");
@@ -50,8 +52,7 @@ export const getHealth = defineRoute({
   c.header("cache-control", "no-store");
   if (down.length > 0) {
     const names = down.map(([name]) => name).join(" and ");
-    throw new ApiError(503, "dependency_unavailable", `${names} unreachable; see the service logs`, { checks }, { "retry-after": "5" });
+    throw dependencyDown(names, `${names} unreachable; see the service logs`, { checks });
   }
-  return c.json({ status: "ok", checks });
-  },
+  return c.json({ status: "ok" as const, checks }, 200);
 });

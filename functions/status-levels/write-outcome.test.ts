@@ -92,7 +92,7 @@ describe("a write whose outcome is unknown still invalidates the cached status",
     const env = { ...impatient, CACHE_KEY_PREFIX: `unknown-outcome-${crypto.randomUUID().slice(0, 8)}` };
     const p = await fixtures.orgWithPeople();
     const bystander = await fixtures.orgWithPeople();
-    const request = await body(await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, requested_level: "B" } }, env));
+    const request = await body(await call("/status-levels/upgrade-requests", { method: "POST", token: p.owner.token, json: { organization_id: p.orgId, target_level: "B" } }, env));
     for (const org of [p, bystander]) {
       for (let i = 0; i < 2; i++) await call(`/status-levels/organizations/${org.orgId}`, { token: org.member.token }, env);
     }

@@ -39,6 +39,7 @@ export default defineConfig({
                   CACHE_KEY_PREFIX: `test-${stack.databaseName.slice(-16)}`,
                   CORS_ALLOWED_ORIGINS: "http://app.localhost:5173",
                   LOG_LEVEL: "warn",
+                  CHECK_RESPONSES: "true",
                   SUBSCRIPTION_WEBHOOK_SECRET: "test-webhook-secret-0123456789",
                 },
               },

@@ -62,7 +62,7 @@ $$;
 create table public.upgrade_requests (
   id uuid primary key default gen_random_uuid(),
   organization_id uuid not null references public.organizations (id) on delete cascade,
-  requested_level text not null check (requested_level in ('B', 'C')),
+  target_level text not null check (target_level in ('B', 'C')),
   status text not null default 'pending' check (status in ('pending', 'approved', 'rejected', 'cancelled')),
   message text check (char_length(message) <= 2000),
   evidence_urls text[] not null default '{}',

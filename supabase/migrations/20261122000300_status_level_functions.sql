@@ -279,37 +279,53 @@ begin
   avg_hours := case when answered_90d > 0 then trunc((seconds_90d / answered_90d / 3600)::numeric, 1) end;
   need_answers := greatest(ceil(reviews_90d * 0.85) - answered_90d, 0);
 
-  c_b := jsonb_build_object('value', has_b, 'threshold', true, 'met', has_b,
+  c_b := jsonb_build_object('value', has_b, 'needed', true, 'comparison', 'equals', 'window', 'now', 'met', has_b,
     'missing', case when not has_b then 'an active level B: level C builds on a verified B' end);
-  c_reviews := jsonb_build_object('value', reviews_12m, 'threshold', 15, 'met', reviews_12m >= 15,
+  c_reviews := jsonb_build_object('value', reviews_12m, 'needed', 15, 'comparison', 'at_least', 'window', '12 months',
+    'met', reviews_12m >= 15,
     'missing', case when reviews_12m < 15 then
       format('%s more published review%s in the last 12 months', 15 - reviews_12m, case when 15 - reviews_12m = 1 then '' else 's' end) end);
-  c_rate := jsonb_build_object('value', rate, 'threshold', 85, 'unit', 'percent',
+  c_rate := jsonb_build_object('value', rate, 'needed', 85.0, 'unit', 'percent', 'comparison', 'at_least', 'window', '90 days',
     'met', reviews_90d > 0 and answered_90d * 100 >= 85 * reviews_90d,
     'missing', case
       when reviews_90d = 0 then 'no reviews in the last 90 days, so no response rate yet'
       when answered_90d * 100 < 85 * reviews_90d then
         format('answer %s more of the last 90 days'' reviews to reach 85 %%', need_answers) end);
-  c_time := jsonb_build_object('value', avg_hours, 'threshold', 48, 'unit', 'hours', 'comparison', 'below',
+  c_time := jsonb_build_object('value', avg_hours, 'needed', 48.0, 'unit', 'hours', 'comparison', 'below', 'window', '90 days',
     'met', answered_90d > 0 and seconds_90d < 48 * 3600.0 * answered_90d,
     'missing', case
       when reviews_90d = 0 then 'no reviews in the last 90 days, so no response time yet'
       when answered_90d = 0 then 'no answered reviews in the last 90 days, so no response time yet'
       when seconds_90d >= 48 * 3600.0 * answered_90d then
         format('bring the average response time below 48 h (now %s h)', avg_hours) end);
-  c_cases := jsonb_build_object('value', case_studies, 'threshold', 1, 'met', case_studies >= 1,
+  c_cases := jsonb_build_object('value', case_studies, 'needed', 1, 'comparison', 'at_least', 'window', 'any time',
+    'met', case_studies >= 1,
     'missing', case when case_studies < 1 then 'publish at least one case study' end);
 
+  -- `criteria` is the shape the platform's pages have always read (the service this one
+  -- replaced): values and thresholds only. `items` says, per criterion, whether it is met and
+  -- what is missing, under the same names.
   return jsonb_build_object(
-    'eligible', (c_b ->> 'met')::boolean and (c_reviews ->> 'met')::boolean and (c_rate ->> 'met')::boolean
-                and (c_time ->> 'met')::boolean and (c_cases ->> 'met')::boolean,
+    'meets_criteria', (c_b ->> 'met')::boolean and (c_reviews ->> 'met')::boolean and (c_rate ->> 'met')::boolean
+                      and (c_time ->> 'met')::boolean and (c_cases ->> 'met')::boolean,
     'evaluated_at', as_of,
     'criteria', jsonb_build_object(
-      'active_level_b', c_b,
-      'reviews_last_12_months', c_reviews,
-      'response_rate_last_90_days', c_rate,
-      'avg_response_time_last_90_days', c_time,
-      'published_case_studies', c_cases
+      'has_active_b', has_b,
+      'review_count', reviews_12m,
+      'review_count_needed', 15,
+      'response_rate', rate,
+      'response_rate_needed', 85.0,
+      'avg_response_hours', avg_hours,
+      'avg_response_hours_max', 48.0,
+      'public_cases', case_studies,
+      'public_cases_needed', 1
+    ),
+    'items', jsonb_build_object(
+      'has_active_b', c_b,
+      'review_count', c_reviews,
+      'response_rate', c_rate,
+      'avg_response_hours', c_time,
+      'public_cases', c_cases
     ),
     'missing', (
       select coalesce(jsonb_agg(c -> 'missing' order by ord), '[]'::jsonb)
@@ -388,10 +404,10 @@ begin
       perform private.fail(400, 'subscription_not_applicable', 'only level A is tied to a subscription');
     end if;
     criteria := private.level_c_criteria(org);
-    if not (criteria #>> '{criteria,active_level_b,met}')::boolean then
+    if not (criteria #>> '{criteria,has_active_b}')::boolean then
       perform private.fail(422, 'level_c_requires_b', 'level C needs an active level B at the moment it is granted');
     end if;
-    if not (criteria ->> 'eligible')::boolean then
+    if not (criteria ->> 'meets_criteria')::boolean then
       perform private.fail(422, 'level_c_criteria_not_met',
         'the organization does not meet the level C criteria: ' || (select string_agg(m, '; ') from jsonb_array_elements_text(criteria -> 'missing') m));
     end if;
@@ -519,7 +535,7 @@ begin
   return private.level_c_criteria(p_organization_id);
 end;
 $$;
-comment on function public.check_level_c_criteria(uuid) is 'Level C progress per criterion: value, threshold, met, what is missing. Members and platform admins.';
+comment on function public.check_level_c_criteria(uuid) is 'Level C criteria: meets_criteria, the values and thresholds (criteria), per criterion whether it is met and what is missing (items). Members and platform admins.';
 
 -- The whole status view in one round trip. Members and platform admins get the full view; anyone
 -- else the public projection of a public organization (current level, active levels).
@@ -535,11 +551,16 @@ declare
   platform_admin boolean;
   full_view boolean;
   levels jsonb;
+  level_c jsonb;
 begin
   perform private.require_organization(p_organization_id);
   viewer_role := private.org_role(p_organization_id);
   platform_admin := private.is_platform_admin();
   full_view := viewer_role is not null or platform_admin or private.is_system();
+
+  if full_view then
+    level_c := private.level_c_criteria(p_organization_id);
+  end if;
 
   select jsonb_agg(private.level_json(l, full_view) order by l.level desc) into levels
   from public.organization_status_levels l
@@ -549,9 +570,10 @@ begin
     'organization_id', p_organization_id,
     'current_level', coalesce(levels -> 0 ->> 'level', '0'),
     'active_levels', coalesce(levels, '[]'::jsonb),
-    'level_c_progress', case when full_view then private.level_c_criteria(p_organization_id) end,
+    'level_c_progress', level_c -> 'criteria',
+    'level_c_checklist', case when full_view then level_c - 'criteria' end,
     'pending_upgrade_request', case when full_view then (
-      select jsonb_build_object('id', r.id, 'requested_level', r.requested_level, 'created_at', r.created_at, 'requested_by', r.requested_by)
+      select jsonb_build_object('id', r.id, 'target_level', r.target_level, 'created_at', r.created_at, 'requested_by', r.requested_by)
       from public.upgrade_requests r
       where r.organization_id = p_organization_id and r.status = 'pending'
     ) end,

@@ -11,7 +11,7 @@ as $$
   select jsonb_build_object(
     'id', r.id,
     'organization_id', r.organization_id,
-    'requested_level', r.requested_level,
+    'target_level', r.target_level,
     'status', r.status,
     'message', r.message,
     'evidence_urls', to_jsonb(r.evidence_urls),
@@ -112,7 +112,7 @@ $$;
 
 create or replace function public.create_upgrade_request(
   p_organization_id uuid,
-  p_requested_level text,
+  p_target_level text,
   p_message text default null,
   p_evidence_urls text[] default '{}'
 )
@@ -130,7 +130,7 @@ begin
   if actor is null or not private.can_manage_org(p_organization_id) then
     perform private.fail(403, 'not_allowed', 'only owners and admins of the organization can ask for an upgrade');
   end if;
-  perform private.require_level(p_requested_level, array['B', 'C']);
+  perform private.require_level(p_target_level, array['B', 'C']);
   if char_length(p_message) > 2000 then
     perform private.fail(400, 'message_too_long', 'the message is limited to 2000 characters');
   end if;
@@ -153,7 +153,7 @@ begin
   select * into current_b from public.organization_status_levels
   where organization_id = p_organization_id and level = 'B' and is_active and valid_until > now();
 
-  if p_requested_level = 'C' then
+  if p_target_level = 'C' then
     if exists (select 1 from public.organization_status_levels where organization_id = p_organization_id and level = 'C' and is_active and valid_until is null) then
       perform private.fail(409, 'level_already_active', 'level C is already active for this organization');
     end if;
@@ -168,15 +168,15 @@ begin
   end if;
 
   begin
-    insert into public.upgrade_requests (organization_id, requested_level, message, evidence_urls, requested_by)
-    values (p_organization_id, p_requested_level, p_message, coalesce(p_evidence_urls, '{}'), actor)
+    insert into public.upgrade_requests (organization_id, target_level, message, evidence_urls, requested_by)
+    values (p_organization_id, p_target_level, p_message, coalesce(p_evidence_urls, '{}'), actor)
     returning * into created;
   exception when unique_violation then
     perform private.fail(409, 'request_already_pending', 'this organization already has a pending upgrade request');
   end;
 
   insert into public.status_level_history (organization_id, upgrade_request_id, level, action, actor_id, notes)
-  values (p_organization_id, created.id, p_requested_level, 'request_created', actor, p_message);
+  values (p_organization_id, created.id, p_target_level, 'request_created', actor, p_message);
   return private.request_json(created);
 end;
 $$;
@@ -201,7 +201,7 @@ begin
   where id = r.id
   returning * into r;
   insert into public.status_level_history (organization_id, upgrade_request_id, level, action, actor_id)
-  values (r.organization_id, r.id, r.requested_level, 'request_cancelled', actor);
+  values (r.organization_id, r.id, r.target_level, 'request_cancelled', actor);
   return private.request_json(r);
 end;
 $$;
@@ -227,13 +227,13 @@ begin
   perform private.expire_lapsed_levels(r.organization_id);
   -- A request for B while B is active is a renewal (re-verification); otherwise a grant. Either
   -- way it happens in this transaction: if the grant fails, the request stays pending.
-  if r.requested_level = 'B' and exists (
+  if r.target_level = 'B' and exists (
     select 1 from public.organization_status_levels
     where organization_id = r.organization_id and level = 'B' and is_active and valid_until > now()
   ) then
     granted := private.renew_level_b(r.organization_id, p_notes, actor, r.id);
   else
-    granted := private.grant_level(r.organization_id, r.requested_level, null, null, p_notes, actor, r.id);
+    granted := private.grant_level(r.organization_id, r.target_level, null, null, p_notes, actor, r.id);
   end if;
   update public.upgrade_requests
   set status = 'approved', decided_by = actor, decided_at = now(), decision_note = p_notes,
@@ -241,7 +241,7 @@ begin
   where id = r.id
   returning * into r;
   insert into public.status_level_history (organization_id, status_level_id, upgrade_request_id, level, action, actor_id, notes)
-  values (r.organization_id, granted.id, r.id, r.requested_level, 'request_approved', actor, p_notes);
+  values (r.organization_id, granted.id, r.id, r.target_level, 'request_approved', actor, p_notes);
   return jsonb_build_object('request', private.request_json(r), 'level', private.level_json(granted, true));
 end;
 $$;
@@ -271,7 +271,7 @@ begin
   where id = r.id
   returning * into r;
   insert into public.status_level_history (organization_id, upgrade_request_id, level, action, actor_id, reason)
-  values (r.organization_id, r.id, r.requested_level, 'request_rejected', actor, p_note);
+  values (r.organization_id, r.id, r.target_level, 'request_rejected', actor, p_note);
   return private.request_json(r);
 end;
 $$;
@@ -336,7 +336,8 @@ begin
           select l.level from public.organization_status_levels l
           where l.organization_id = r.organization_id and l.is_active and (l.valid_until is null or l.valid_until > now())
           order by l.level desc limit 1), '0'),
-        'level_c_progress', case when r.requested_level = 'C' then private.level_c_criteria(r.organization_id) end
+        'level_c_progress', case when r.target_level = 'C' then c.level_c -> 'criteria' end,
+        'level_c_checklist', case when r.target_level = 'C' then c.level_c - 'criteria' end
       ) order by r.created_at, r.id)
       from (
         select * from public.upgrade_requests where status = 'pending'
@@ -344,6 +345,7 @@ begin
         limit p_limit offset p_offset
       ) r
       join public.organizations o on o.id = r.organization_id
+      cross join lateral (select case when r.target_level = 'C' then private.level_c_criteria(r.organization_id) end as level_c) c
     ), '[]'::jsonb)
   );
 end;

@@ -178,6 +178,7 @@ declare
   was_newest boolean;
   old_grace timestamptz;
   applied_effects jsonb;
+  level_a_id uuid;
   answer jsonb;
 begin
   if p_status is null or p_status not in ('active', 'past_due', 'canceled', 'unpaid', 'incomplete') then
@@ -205,7 +206,7 @@ begin
         format('event %s was already received with a different body; nothing was changed', p_event_id),
         'An event id names one event: send a new id for a new event.');
     end if;
-    return coalesce(prior.reply, jsonb_build_object('event_id', p_event_id, 'effects', '[]'::jsonb))
+    return coalesce(prior.reply, jsonb_build_object('event_id', p_event_id, 'subscription_id', p_provider_subscription_id, 'effects', '[]'::jsonb))
            || jsonb_build_object('outcome', 'duplicate');
   end if;
 
@@ -236,15 +237,26 @@ begin
 
   applied_effects := private.sync_level_a(p_organization_id, sub, p_event_id,
     sub.grace_started_at is not null and sub.grace_started_at is distinct from old_grace);
+  select id into level_a_id from public.organization_status_levels
+  where organization_id = p_organization_id and level = 'A' and is_active and valid_until > now();
+  -- The subscription is named as the payments service sent it. status_level_id and action are
+  -- what the replaced service's ensure_level_a answered: the active A row after the event, and
+  -- whether this event granted it; both null when no level A is active afterwards.
   answer := jsonb_build_object(
     'outcome', case when was_newest then 'applied' else 'stale' end,
     'event_id', p_event_id,
     'organization_id', p_organization_id,
-    'subscription_id', sub.id,
+    'subscription_id', p_provider_subscription_id,
     'status', sub.status,
     'current_period_end', sub.current_period_end,
     'grace_until', sub.grace_until,
-    'effects', applied_effects
+    'effects', applied_effects,
+    'status_level_id', level_a_id,
+    'action', case
+      when level_a_id is null then null
+      when applied_effects @> '[{"effect": "granted"}]' then 'granted'
+      else 'already_active'
+    end
   );
   update public.subscription_events set effects = applied_effects, reply = answer where event_id = p_event_id;
   return answer;

@@ -443,6 +443,57 @@ begin
 end;
 $$;
 
+-- The Worker runs the job with the service role when a platform admin asks it to (POST
+-- /admin/jobs/daily): this is that check, in SQL like every other admin check.
+create or replace function public.authorize_daily_job_run()
+returns boolean
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  if not (private.is_platform_admin() or private.is_system()) then
+    perform private.fail(403, 'not_allowed', 'only platform admins can run the daily job');
+  end if;
+  return true;
+end;
+$$;
+
+-- E-mail deliveries by state for platform admins (the dead letters, by default), newest first.
+create or replace function public.list_email_outbox(p_state text default 'dead', p_limit integer default 50, p_offset integer default 0)
+returns jsonb
+language plpgsql
+stable
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_page(p_limit, p_offset);
+  if p_state is null or p_state not in ('pending', 'sent', 'failed', 'dead') then
+    perform private.fail(400, 'invalid_state', 'state must be pending, sent, failed or dead');
+  end if;
+  if not (private.is_platform_admin() or private.is_system()) then
+    perform private.fail(403, 'not_allowed', 'only platform admins can see the e-mail outbox');
+  end if;
+  return jsonb_build_object(
+    'total', (select count(*) from public.email_outbox where state = p_state),
+    'items', coalesce((
+      select jsonb_agg(jsonb_build_object(
+        'id', e.id, 'organization_id', e.organization_id, 'recipient', e.recipient, 'kind', e.kind, 'subject', e.subject,
+        'state', e.state, 'attempts', e.attempts, 'next_attempt_at', e.next_attempt_at, 'last_error', e.last_error,
+        'sent_at', e.sent_at, 'created_at', e.created_at, 'updated_at', e.updated_at
+      ) order by e.updated_at desc, e.id)
+      from (
+        select * from public.email_outbox where state = p_state
+        order by updated_at desc, id
+        limit p_limit offset p_offset
+      ) e
+    ), '[]'::jsonb)
+  );
+end;
+$$;
+
 -- In-app notifications: a signed-in user marks theirs as read (all, or the given ones).
 create or replace function public.mark_notifications_read(p_ids uuid[] default null)
 returns integer
@@ -470,8 +521,14 @@ $$;
 revoke all on function
   public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb),
   public.complete_email_deliveries(jsonb, timestamptz, integer),
-  public.mark_notifications_read(uuid[])
+  public.mark_notifications_read(uuid[]),
+  public.authorize_daily_job_run(),
+  public.list_email_outbox(text, integer, integer)
   from public, anon, authenticated;
+grant execute on function
+  public.authorize_daily_job_run(),
+  public.list_email_outbox(text, integer, integer)
+  to authenticated, service_role;
 grant execute on function
   public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb),
   public.complete_email_deliveries(jsonb, timestamptz, integer)

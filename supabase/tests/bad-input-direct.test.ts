@@ -26,7 +26,7 @@ describe("input Postgres cannot hold, sent straight to PostgREST", () => {
     const requestOrg = await fixtures.organization();
     const owner = await fixtures.member(requestOrg, "owner");
     const [pending] = await exec<{ id: string }>(
-      "insert into public.upgrade_requests (organization_id, requested_level, requested_by) values ($1, 'B', $2) returning id",
+      "insert into public.upgrade_requests (organization_id, target_level, requested_by) values ($1, 'B', $2) returning id",
       [requestOrg, owner.id],
     );
     const nul = "before\u0000after";
@@ -37,7 +37,7 @@ describe("input Postgres cannot hold, sent straight to PostgREST", () => {
       ["revoke reason", p.platformAdmin.token, "revoke_status_level", { p_organization_id: p.orgId, p_level: "B", p_reason: nul }],
       ["renew notes", p.platformAdmin.token, "renew_status_level_b", { p_organization_id: p.orgId, p_notes: nul }],
       ["validity reason", p.platformAdmin.token, "update_status_validity", { p_organization_id: p.orgId, p_level: "B", p_valid_until: "2030-01-01T00:00:00Z", p_reason: nul }],
-      ["request message", p.owner.token, "create_upgrade_request", { p_organization_id: p.orgId, p_requested_level: "C", p_message: nul }],
+      ["request message", p.owner.token, "create_upgrade_request", { p_organization_id: p.orgId, p_target_level: "C", p_message: nul }],
       ["approve notes", p.platformAdmin.token, "approve_upgrade_request", { p_request_id: pending!.id, p_notes: nul }],
       ["reject note", p.platformAdmin.token, "reject_upgrade_request", { p_request_id: pending!.id, p_note: nul }],
       ["subscription event id", SERVICE_ROLE, "apply_subscription_event", {

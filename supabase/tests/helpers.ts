@@ -151,7 +151,7 @@ export interface LevelRow {
 export interface RequestRow {
   id: string;
   organization_id: string;
-  requested_level: "B" | "C";
+  target_level: "B" | "C";
   status: "pending" | "approved" | "rejected" | "cancelled";
   message: string | null;
   evidence_urls: string[];

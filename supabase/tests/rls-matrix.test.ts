@@ -109,11 +109,11 @@ async function buildWorld(): Promise<World> {
   const subQ = await fixtures.subscription(Q);
 
   const requestP = await one(
-    "insert into public.upgrade_requests (organization_id, requested_level, requested_by, message) values ($1, 'C', $2, 'please') returning id",
+    "insert into public.upgrade_requests (organization_id, target_level, requested_by, message) values ($1, 'C', $2, 'please') returning id",
     [P, owner.id],
   );
   const requestQ = await one(
-    "insert into public.upgrade_requests (organization_id, requested_level, requested_by) values ($1, 'B', $2) returning id",
+    "insert into public.upgrade_requests (organization_id, target_level, requested_by) values ($1, 'B', $2) returning id",
     [Q, otherOrgOwner.id],
   );
   // History rows reference neither a level nor a request, so those stay deletable for the
@@ -342,7 +342,7 @@ const TABLES: Record<TableName, TableSpec> = {
   },
   upgrade_requests: {
     keyColumns: ["id"],
-    newRow: (w) => ({ organization_id: w.org.X, requested_level: "B", requested_by: w.users.outsider.id }),
+    newRow: (w) => ({ organization_id: w.org.X, target_level: "B", requested_by: w.users.outsider.id }),
     change: () => ({ message: "edited by the RLS matrix" }),
     select: {
       anon: DENIED, outsider: NONE, member: rows("P"), manager: rows("P"), owner: rows("P"), orgAdmin: rows("P"),
@@ -486,11 +486,11 @@ const statusFull = (org: "P" | "Q", level: string, canManage: boolean): FnExpect
     expect(v).toMatchObject({
       organization_id: w.org[org], current_level: level, visibility: "full", can_manage: canManage,
       pending_upgrade_request: { id: w.request[org] },
-      level_c_progress: { eligible: org === "P" },
+      level_c_checklist: { meets_criteria: org === "P" },
     });
     expect(v.active_levels).toEqual([expect.objectContaining({ id: w.level[org], level, notes: org === "P" ? "internal note" : null })]);
   });
-const criteria = (eligible: boolean): FnExpect => ok((v) => expect(v).toMatchObject({ eligible }));
+const criteria = (meets: boolean): FnExpect => ok((v) => expect(v).toMatchObject({ meets_criteria: meets }));
 const historyItems = (org: "P" | "Q"): FnExpect =>
   ok((v, w) => expect({ total: v.total, ids: v.items.map((i: { id: number }) => String(i.id)) }).toEqual({ total: 1, ids: [w.history[org]] }));
 const requestItems = (org: "P" | "Q"): FnExpect =>
@@ -606,6 +606,20 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
       },
     },
   ],
+  authorize_daily_job_run: [
+    {
+      title: "may this caller run the daily job: platform admins and the system",
+      args: () => ({}),
+      expect: platformAdminOnly((v) => expect(v).toBe(true), ok((v) => expect(v).toBe(true))),
+    },
+  ],
+  list_email_outbox: [
+    {
+      title: "the e-mail outbox (dead letters): platform admins and the system",
+      args: () => ({ p_state: "dead", p_limit: 10 }),
+      expect: platformAdminOnly((v) => expect(v).toMatchObject({ total: expect.any(Number), items: expect.any(Array) }), ok()),
+    },
+  ],
   list_pending_upgrade_requests: [
     {
       title: "the review queue: platform admins and the system",
@@ -670,17 +684,17 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
   create_upgrade_request: [
     {
       title: "public organization without a pending request (P2): its owners and admins",
-      args: (w) => ({ p_organization_id: w.org.P2, p_requested_level: "C", p_message: "created by the RLS matrix" }),
+      args: (w) => ({ p_organization_id: w.org.P2, p_target_level: "C", p_message: "created by the RLS matrix" }),
       expect: {
         anon: NO_EXECUTE, outsider: NOT_ALLOWED, member: NOT_ALLOWED, manager: NOT_ALLOWED,
-        owner: ok((v, w, r) => expect(v).toMatchObject({ organization_id: w.org.P2, status: "pending", requested_level: "C", requested_by: w.users[r as UserRole].id })),
-        orgAdmin: ok((v, w, r) => expect(v).toMatchObject({ organization_id: w.org.P2, status: "pending", requested_level: "C", requested_by: w.users[r as UserRole].id })),
+        owner: ok((v, w, r) => expect(v).toMatchObject({ organization_id: w.org.P2, status: "pending", target_level: "C", requested_by: w.users[r as UserRole].id })),
+        orgAdmin: ok((v, w, r) => expect(v).toMatchObject({ organization_id: w.org.P2, status: "pending", target_level: "C", requested_by: w.users[r as UserRole].id })),
         platformAdmin: NOT_ALLOWED, revokedPlatformAdmin: NOT_ALLOWED, otherOrgOwner: NOT_ALLOWED, serviceRole: NOT_ALLOWED,
       },
     },
     {
       title: "non-public organization (Q, a request already pending): 404 for non-members, 409 for its owner",
-      args: (w) => ({ p_organization_id: w.org.Q, p_requested_level: "B" }),
+      args: (w) => ({ p_organization_id: w.org.Q, p_target_level: "B" }),
       expect: {
         anon: NO_EXECUTE, outsider: ORG_NOT_FOUND, member: ORG_NOT_FOUND, manager: ORG_NOT_FOUND, owner: ORG_NOT_FOUND, orgAdmin: ORG_NOT_FOUND,
         platformAdmin: NOT_ALLOWED, revokedPlatformAdmin: ORG_NOT_FOUND, otherOrgOwner: fails(409, "request_already_pending"), serviceRole: NOT_ALLOWED,
@@ -1184,7 +1198,8 @@ describe("beyond the grid", () => {
     ];
     const publicReads = ["public.get_current_status_level(uuid)", "public.get_organization_status(uuid)", "public.status_levels_ping()"];
     const members = [
-      "public.approve_upgrade_request(uuid,text)", "public.cancel_upgrade_request(uuid)", "public.check_level_c_criteria(uuid)",
+      "public.approve_upgrade_request(uuid,text)", "public.authorize_daily_job_run()", "public.cancel_upgrade_request(uuid)",
+      "public.check_level_c_criteria(uuid)", "public.list_email_outbox(text,integer,integer)",
       "public.create_upgrade_request(uuid,text,text,text[])", "public.get_status_level_history(uuid,integer,integer)",
       "public.grant_status_level(uuid,text,timestamp with time zone,uuid,text)", "public.list_pending_upgrade_requests(integer,integer)",
       "public.list_upgrade_requests(uuid,text,integer,integer)", "public.reject_upgrade_request(uuid,text)",

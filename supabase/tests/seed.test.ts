@@ -35,18 +35,18 @@ describe("supabase/seed.sql", () => {
   });
 
   it("has one organization eligible for C and one 3 reviews short", async () => {
-    expect((await criteria(demoOrganizations.alpineDairy)).eligible).toBe(true);
+    expect((await criteria(demoOrganizations.alpineDairy)).meets_criteria).toBe(true);
     const meadow = await criteria(demoOrganizations.meadowBakery);
-    expect(meadow.eligible).toBe(false);
-    expect(meadow.criteria.reviews_last_12_months).toMatchObject({ value: 12, met: false, missing: "3 more published reviews in the last 12 months" });
+    expect(meadow.meets_criteria).toBe(false);
+    expect(meadow.items.review_count).toMatchObject({ value: 12, met: false, missing: "3 more published reviews in the last 12 months" });
   });
 
   it("has a grace period running, a pending renewal request and a history", async () => {
     const [sub] = await sql`select status, grace_until from public.subscriptions where provider_subscription_id = 'sub_demo_riverbend'`;
     expect(sub!.status).toBe("past_due");
     expect(sub!.grace_until.getTime()).toBeGreaterThan(Date.now());
-    const pending = await sql`select requested_level, requested_by from public.upgrade_requests where status = 'pending'`;
-    expect(pending.map((r) => r.requested_level)).toEqual(["B"]);
+    const pending = await sql`select target_level, requested_by from public.upgrade_requests where status = 'pending'`;
+    expect(pending.map((r) => r.target_level)).toEqual(["B"]);
     const history = await sql`select count(*)::int as n from public.status_level_history where actor_id = ${demoUsers.platformAdmin.id}`;
     expect(history[0]!.n).toBe(4);
   });

@@ -165,7 +165,7 @@ describe("each change writes exactly one history row, in its transaction", () =>
 
   it("request_created: the requester, the message as notes, the request", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_message: "we are ready" });
+    const r = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_message: "we are ready" });
     const rows = await historyOf(o.orgId);
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ action: "request_created", level: "B", upgrade_request_id: r.id, status_level_id: null, actor_id: o.admin.id, notes: "we are ready" });
@@ -174,7 +174,7 @@ describe("each change writes exactly one history row, in its transaction", () =>
 
   it("request_approved: the grant and the approval, one row each, in one transaction", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const before = await historyOf(o.orgId);
     const res = await rpcOk(o.platformAdmin.token, "approve_upgrade_request", { p_request_id: r.id, p_notes: "verified on site" });
     const added = await newHistory(o.orgId, before);
@@ -192,7 +192,7 @@ describe("each change writes exactly one history row, in its transaction", () =>
     const o = await fixtures.orgWithPeople();
     const oldUntil = await fromNow(30 * DAY);
     const bId = await arrangeB(o.orgId, oldUntil);
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const before = await historyOf(o.orgId);
     await rpcOk(o.platformAdmin.token, "approve_upgrade_request", { p_request_id: r.id });
     const added = await newHistory(o.orgId, before);
@@ -206,7 +206,7 @@ describe("each change writes exactly one history row, in its transaction", () =>
 
   it("request_rejected: the note as reason", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const before = await historyOf(o.orgId);
     await rpcOk(o.platformAdmin.token, "reject_upgrade_request", { p_request_id: r.id, p_note: "evidence links are broken" });
     const added = await newHistory(o.orgId, before);
@@ -217,7 +217,7 @@ describe("each change writes exactly one history row, in its transaction", () =>
 
   it("request_cancelled: whoever cancelled", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const before = await historyOf(o.orgId);
     await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: r.id });
     const added = await newHistory(o.orgId, before);
@@ -258,7 +258,7 @@ describe("a failed change writes nothing (the transaction rolls back whole)", ()
     const o = await fixtures.orgWithPeople();
     await arrangeB(o.orgId, await fromNow(300 * DAY));
     await fixtures.caseStudy(o.orgId);
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "C" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C" });
     const before = await historyOf(o.orgId);
     const levels = await levelsOf(o.orgId);
     const requestBefore = await requestById(r.id);
@@ -274,7 +274,7 @@ describe("a failed change writes nothing (the transaction rolls back whole)", ()
   it("approving a C request after its B lapsed: the expiry found on the way is rolled back with the failed grant", async () => {
     const o = await fixtures.orgWithPeople();
     await fixtures.meetsLevelC(o.orgId);
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "C" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C" });
     await exec("update public.organization_status_levels set valid_until = now() - interval '1 minute' where organization_id = $1 and level = 'B'", [o.orgId]);
     const before = await historyOf(o.orgId);
     const levels = await levelsOf(o.orgId);
@@ -288,16 +288,16 @@ describe("a failed change writes nothing (the transaction rolls back whole)", ()
 
   it("a refused request (409 already pending, 422 too early) and a refused rejection or cancel write nothing", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const before = await historyOf(o.orgId);
-    expectApiError(await rpc(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" }), 409, "request_already_pending");
+    expectApiError(await rpc(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" }), 409, "request_already_pending");
     expectApiError(await rpc(o.platformAdmin.token, "reject_upgrade_request", { p_request_id: r.id, p_note: "" }), 400, "decision_note_required");
     expectApiError(await rpc(o.member.token, "cancel_upgrade_request", { p_request_id: r.id }), 403, "not_allowed");
     expect(await historyOf(o.orgId)).toEqual(before);
 
     const other = await fixtures.orgWithPeople();
     await arrangeB(other.orgId, await fromNow(400 * DAY));
-    expectApiError(await rpc(other.owner.token, "create_upgrade_request", { p_organization_id: other.orgId, p_requested_level: "B" }), 422, "renewal_too_early");
+    expectApiError(await rpc(other.owner.token, "create_upgrade_request", { p_organization_id: other.orgId, p_target_level: "B" }), 422, "renewal_too_early");
     expect(await historyOf(other.orgId)).toEqual([]);
   });
 });

@@ -133,7 +133,7 @@ describe("concurrent upgrade requests", () => {
     const askers = [o.owner, o.admin, secondAdmin];
     const results = await Promise.all(
       Array.from({ length: N }, (_, i) =>
-        rpc(askers[i % askers.length]!.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_message: `ask ${i}` }),
+        rpc(askers[i % askers.length]!.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_message: `ask ${i}` }),
       ),
     );
     const { ok, failed } = tally(results);
@@ -151,7 +151,7 @@ describe("concurrent upgrade requests", () => {
     for (let round = 0; round < 20; round++) {
       const orgId = await fixtures.organization();
       const owner = await fixtures.member(orgId, "owner");
-      const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_requested_level: "B" });
+      const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_target_level: "B" });
       const approve = () => rpc(reviewer.token, "approve_upgrade_request", { p_request_id: request.id, p_notes: "ok" });
       const cancel = () => rpc(owner.token, "cancel_upgrade_request", { p_request_id: request.id });
       const [approved, cancelled] =
@@ -182,7 +182,7 @@ describe("approving a B request while B is revoked", () => {
     const owner = await fixtures.member(orgId, "owner");
     const [reviewer, revoker] = await platformAdmins(2);
     const originalB = await arrangeB(orgId, await fromNow(30 * DAY));
-    const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_requested_level: "B" });
+    const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_target_level: "B" });
     let approval: Promise<RpcResult<any>> | null = null;
     await committedAs({ role: "authenticated", userId: revoker!.id }, async (tx) => {
       await tx`select public.revoke_status_level(${orgId}, 'B', 'revoked while an approval is on its way')`;
@@ -206,7 +206,7 @@ describe("approving a B request while B is revoked", () => {
         const orgId = await fixtures.organization();
         const owner = await fixtures.member(orgId, "owner");
         const originalB = await arrangeB(orgId, await fromNow(30 * DAY));
-        const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_requested_level: "B" });
+        const request = await rpcOk(owner.token, "create_upgrade_request", { p_organization_id: orgId, p_target_level: "B" });
         return { orgId, originalB, requestId: request.id as string };
       }),
     );
@@ -256,7 +256,8 @@ describe("expiry by time", () => {
       expect(status.active_levels.map((l: { level: string }) => l.level)).toEqual(["A"]);
     }
     const full = await rpcOk(o.member.token, "get_organization_status", { p_organization_id: o.orgId });
-    expect(full.level_c_progress.criteria.active_level_b.met).toBe(false);
+    expect(full.level_c_progress.has_active_b).toBe(false);
+    expect(full.level_c_checklist.items.has_active_b.met).toBe(false);
     expect((await levelById(bId)).is_active).toBe(true); // the flag alone would have said B
 
     const onlyStale = await fixtures.orgWithPeople();
@@ -393,7 +394,7 @@ describe("operations racing the daily job's expiry of the same lapsed row", () =
   it("a request for C is refused (422 level_c_requires_b): the B it would build on has lapsed", async () => {
     const o = await fixtures.orgWithPeople();
     await arrangeB(o.orgId, await fromNow(-HOUR));
-    const res = await whileTheJobExpires(o.orgId, () => rpc(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "C" }));
+    const res = await whileTheJobExpires(o.orgId, () => rpc(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C" }));
     expectApiError(res, 422, "level_c_requires_b");
     expect(await requestsOf(o.orgId)).toEqual([]);
   });

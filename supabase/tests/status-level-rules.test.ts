@@ -37,7 +37,7 @@ const updateValidity = (token: string | null, orgId: string, level: string, vali
     ...(reason === undefined ? {} : { p_reason: reason }),
   });
 const createRequest = (token: string | null, orgId: string, level: string, extra: Record<string, unknown> = {}) =>
-  rpc(token, "create_upgrade_request", { p_organization_id: orgId, p_requested_level: level, ...extra });
+  rpc(token, "create_upgrade_request", { p_organization_id: orgId, p_target_level: level, ...extra });
 const approve = (token: string | null, requestId: string, notes?: string) =>
   rpc(token, "approve_upgrade_request", { p_request_id: requestId, ...(notes === undefined ? {} : { p_notes: notes }) });
 const reject = (token: string | null, requestId: string, note: string | null) =>
@@ -78,7 +78,7 @@ describe("grant_status_level: who may grant", () => {
     const o = await fixtures.orgWithPeople();
     const sub = await fixtures.subscription(o.orgId);
     const bId = await arrangeB(o.orgId, await fromNow(30 * DAY));
-    const request = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const request = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
 
     for (const who of [o.owner, o.admin, o.manager, o.member]) {
       expectApiError(await grant(who.token, o.orgId, "A", { p_subscription_id: sub.id }), 403, "not_allowed");
@@ -385,11 +385,11 @@ describe("upgrade requests: creating", () => {
     expectApiError(await createRequest(SERVICE_ROLE, o.orgId, "B"), 403, "not_allowed");
     expect(await requestsOf(o.orgId)).toEqual([]);
 
-    const byOwner = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_message: "please" });
-    expect(byOwner).toMatchObject({ organization_id: o.orgId, requested_level: "B", status: "pending", message: "please", requested_by: o.owner.id, evidence_urls: [] });
+    const byOwner = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_message: "please" });
+    expect(byOwner).toMatchObject({ organization_id: o.orgId, target_level: "B", status: "pending", message: "please", requested_by: o.owner.id, evidence_urls: [] });
     expect((await cancel(o.owner.token, byOwner.id)).error).toBeNull();
 
-    const byAdmin = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const byAdmin = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     expect(byAdmin).toMatchObject({ status: "pending", requested_by: o.admin.id });
   });
 
@@ -411,7 +411,7 @@ describe("upgrade requests: creating", () => {
     const o = await fixtures.orgWithPeople();
     expectApiError(await createRequest(o.owner.token, o.orgId, "B", { p_message: "m".repeat(2001) }), 400, "message_too_long");
     expect(await requestsOf(o.orgId)).toEqual([]);
-    const ok = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_message: "m".repeat(2000) });
+    const ok = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_message: "m".repeat(2000) });
     expect(ok.message).toHaveLength(2000);
   });
 
@@ -427,24 +427,24 @@ describe("upgrade requests: creating", () => {
       expectApiError(await createRequest(o.owner.token, o.orgId, "B", { p_evidence_urls: ["https://fine.example/", bad] }), 400, "invalid_evidence_url");
     }
     expect(await requestsOf(o.orgId)).toEqual([]);
-    const ok = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_evidence_urls: urls(10) });
+    const ok = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_evidence_urls: urls(10) });
     expect(ok.evidence_urls).toEqual(urls(10));
     // An @ after the host (a profile path) is not a credential.
     await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: ok.id });
-    const profile = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_evidence_urls: ["https://medium.example/@org/case-study"] });
+    const profile = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_evidence_urls: ["https://medium.example/@org/case-study"] });
     expect(profile.evidence_urls).toEqual(["https://medium.example/@org/case-study"]);
   });
 
   it("one pending request per organization (409 request_already_pending); after a decision a new one may be made", async () => {
     const o = await fixtures.orgWithPeople();
-    const first = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const first = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const second = await createRequest(o.admin.token, o.orgId, "B");
     expectApiError(second, 409, "request_already_pending");
     expect(second.error!.hint).toBeTruthy();
     expect((await requestsOf(o.orgId)).map((r) => r.id)).toEqual([first.id]);
 
     await rpcOk(o.platformAdmin.token, "reject_upgrade_request", { p_request_id: first.id, p_note: "not yet" });
-    const third = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const third = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     expect(third.status).toBe("pending");
   });
 
@@ -457,8 +457,8 @@ describe("upgrade requests: creating", () => {
     await exec("update public.organization_status_levels set is_active = false, ended_at = valid_until, end_reason = 'expired' where id = $1", [staleB]);
 
     await arrangeB(o.orgId, await fromNow(300 * DAY));
-    const c = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "C" });
-    expect(c.requested_level).toBe("C");
+    const c = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C" });
+    expect(c.target_level).toBe("C");
     await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: c.id });
 
     await fixtures.levelRow(o.orgId, "C");
@@ -474,7 +474,7 @@ describe("upgrade requests: creating", () => {
 
     const due = await fixtures.orgWithPeople();
     await arrangeB(due.orgId, await fromNow(60 * DAY - HOUR));
-    const renewal = await rpcOk(due.owner.token, "create_upgrade_request", { p_organization_id: due.orgId, p_requested_level: "B" });
+    const renewal = await rpcOk(due.owner.token, "create_upgrade_request", { p_organization_id: due.orgId, p_target_level: "B" });
     expect(renewal.status).toBe("pending");
 
     const farAway = await fixtures.orgWithPeople();
@@ -547,14 +547,14 @@ describe("upgrade requests: pending -> approved | rejected | cancelled, nothing 
     const o = await fixtures.orgWithPeople();
     const admin = o.platformAdmin.token;
 
-    const approved = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const approved = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     await rpcOk(admin, "approve_upgrade_request", { p_request_id: approved.id });
     await rpcOk(admin, "revoke_status_level", { p_organization_id: o.orgId, p_level: "B", p_reason: "to ask again" });
 
-    const rejected = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const rejected = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     await rpcOk(admin, "reject_upgrade_request", { p_request_id: rejected.id, p_note: "missing evidence" });
 
-    const cancelled = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const cancelled = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: cancelled.id });
 
     const snapshot = await requestsOf(o.orgId);
@@ -571,13 +571,13 @@ describe("upgrade requests: pending -> approved | rejected | cancelled, nothing 
 
   it("the status column itself only knows the four states", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     await expect(exec("update public.upgrade_requests set status = 'granted', decided_at = now() where id = $1", [r.id])).rejects.toMatchObject({ code: "23514" });
   });
 
   it("unknown or invisible requests are 404 request_not_found", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     expectApiError(await cancel(o.outsider.token, r.id), 404, "request_not_found");
     expectApiError(await cancel(o.owner.token, crypto.randomUUID()), 404, "request_not_found");
     expectApiError(await approve(o.platformAdmin.token, crypto.randomUUID()), 404, "request_not_found");
@@ -589,7 +589,7 @@ describe("upgrade requests: pending -> approved | rejected | cancelled, nothing 
 describe("upgrade requests: cancelling", () => {
   it("the requester may cancel, even after losing the admin role", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     await exec("update public.organization_members set role = 'member' where organization_id = $1 and user_id = $2", [o.orgId, o.admin.id]);
     const cancelled = await rpcOk(o.admin.token, "cancel_upgrade_request", { p_request_id: r.id });
     expect(cancelled).toMatchObject({ id: r.id, status: "cancelled", decided_by: o.admin.id });
@@ -598,7 +598,7 @@ describe("upgrade requests: cancelling", () => {
 
   it("an owner or admin may cancel someone else's request; managers, members and platform admins may not (403)", async () => {
     const o = await fixtures.orgWithPeople();
-    const byAdmin = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const byAdmin = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     for (const who of [o.manager, o.member, o.platformAdmin]) {
       expectApiError(await cancel(who.token, byAdmin.id), 403, "not_allowed");
     }
@@ -606,7 +606,7 @@ describe("upgrade requests: cancelling", () => {
     expect((await requestById(byAdmin.id)).status).toBe("pending");
     expect(await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: byAdmin.id })).toMatchObject({ status: "cancelled", decided_by: o.owner.id });
 
-    const byOwner = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const byOwner = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     expect(await rpcOk(o.admin.token, "cancel_upgrade_request", { p_request_id: byOwner.id })).toMatchObject({ status: "cancelled", decided_by: o.admin.id });
   });
 });
@@ -614,7 +614,7 @@ describe("upgrade requests: cancelling", () => {
 describe("upgrade requests: approving and rejecting", () => {
   it("only platform admins approve or reject (403 for the org's owner and for the service role)", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     expectApiError(await approve(o.owner.token, r.id), 403, "not_allowed");
     expectApiError(await approve(SERVICE_ROLE, r.id), 403, "not_allowed");
     expectApiError(await reject(o.owner.token, r.id, "no"), 403, "not_allowed");
@@ -625,7 +625,7 @@ describe("upgrade requests: approving and rejecting", () => {
 
   it("approving a request for B grants B (now + 18 months) and links it to the request", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const res = await rpcOk(o.platformAdmin.token, "approve_upgrade_request", { p_request_id: r.id, p_notes: "documents checked" });
     expect(res.request).toMatchObject({ id: r.id, status: "approved", decided_by: o.platformAdmin.id, decision_note: "documents checked" });
     expect(res.level).toMatchObject({ level: "B", is_active: true, granted_by: o.platformAdmin.id });
@@ -639,7 +639,7 @@ describe("upgrade requests: approving and rejecting", () => {
   it("approving a renewal request (B while B is active) renews that B instead of granting a second one", async () => {
     const o = await fixtures.orgWithPeople();
     const bId = await arrangeB(o.orgId, await fromNow(20 * DAY));
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     const res = await rpcOk(o.platformAdmin.token, "approve_upgrade_request", { p_request_id: r.id });
     expect(res.level).toMatchObject({ id: bId, level: "B", is_active: true });
     expect(res.request).toMatchObject({ status: "approved", granted_status_level_id: bId });
@@ -651,7 +651,7 @@ describe("upgrade requests: approving and rejecting", () => {
   it("approving a request for C grants C when the criteria hold", async () => {
     const o = await fixtures.orgWithPeople();
     await fixtures.meetsLevelC(o.orgId);
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "C", p_evidence_urls: ["https://reviews.example/org"] });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C", p_evidence_urls: ["https://reviews.example/org"] });
     const res = await rpcOk(o.platformAdmin.token, "approve_upgrade_request", { p_request_id: r.id });
     expect(res.level).toMatchObject({ level: "C", valid_until: null, is_active: true });
     expect(res.request).toMatchObject({ status: "approved", granted_status_level_id: res.level.id });
@@ -661,14 +661,14 @@ describe("upgrade requests: approving and rejecting", () => {
   it("approving fails with the grant's error and leaves the request pending when the grant is refused", async () => {
     const o = await fixtures.orgWithPeople();
     await arrangeB(o.orgId, await fromNow(300 * DAY));
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "C" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C" });
     expectApiError(await approve(o.platformAdmin.token, r.id), 422, "level_c_criteria_not_met");
     expect(await requestById(r.id)).toMatchObject({ status: "pending", decided_at: null, decided_by: null, granted_status_level_id: null });
   });
 
   it("a note made only of tabs and line breaks is no note either (400 decision_note_required)", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     for (const blank of ["\t", "\n", " \r\n\t "]) {
       expectApiError(await reject(o.platformAdmin.token, r.id, blank), 400, "decision_note_required");
     }
@@ -677,7 +677,7 @@ describe("upgrade requests: approving and rejecting", () => {
 
   it("rejecting needs a note (400 decision_note_required) and keeps it", async () => {
     const o = await fixtures.orgWithPeople();
-    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const r = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     expectApiError(await reject(o.platformAdmin.token, r.id, null), 400, "decision_note_required");
     expectApiError(await reject(o.platformAdmin.token, r.id, ""), 400, "decision_note_required");
     expectApiError(await reject(o.platformAdmin.token, r.id, "   "), 400, "decision_note_required");
@@ -737,11 +737,11 @@ describe("reading: history, an organization's requests, the admin queue", () => 
 
   it("an organization's requests, newest first, filtered by status, for its members", async () => {
     const o = await fixtures.orgWithPeople();
-    const first = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B" });
+    const first = await rpcOk(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B" });
     await rpcOk(o.owner.token, "cancel_upgrade_request", { p_request_id: first.id });
-    const second = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_requested_level: "B", p_message: "again" });
+    const second = await rpcOk(o.admin.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "B", p_message: "again" });
     const other = await fixtures.orgWithPeople();
-    await rpcOk(other.owner.token, "create_upgrade_request", { p_organization_id: other.orgId, p_requested_level: "B" });
+    await rpcOk(other.owner.token, "create_upgrade_request", { p_organization_id: other.orgId, p_target_level: "B" });
 
     const all = await rpcOk(o.member.token, "list_upgrade_requests", { p_organization_id: o.orgId });
     expect(all).toMatchObject({ total: 2, limit: 50, offset: 0 });
@@ -766,9 +766,9 @@ describe("reading: history, an organization's requests, the admin queue", () => 
     const o3 = await fixtures.orgWithPeople();
     await exec("update public.organizations set name = 'Queue org ' || $2 where id = $1", [o1.orgId, o1.orgId.slice(0, 8)]);
     await arrangeB(o2.orgId, await fromNow(300 * DAY));
-    const r1 = await rpcOk(o1.owner.token, "create_upgrade_request", { p_organization_id: o1.orgId, p_requested_level: "B" });
-    const r2 = await rpcOk(o2.owner.token, "create_upgrade_request", { p_organization_id: o2.orgId, p_requested_level: "C" });
-    const r3 = await rpcOk(o3.owner.token, "create_upgrade_request", { p_organization_id: o3.orgId, p_requested_level: "B" });
+    const r1 = await rpcOk(o1.owner.token, "create_upgrade_request", { p_organization_id: o1.orgId, p_target_level: "B" });
+    const r2 = await rpcOk(o2.owner.token, "create_upgrade_request", { p_organization_id: o2.orgId, p_target_level: "C" });
+    const r3 = await rpcOk(o3.owner.token, "create_upgrade_request", { p_organization_id: o3.orgId, p_target_level: "B" });
     await rpcOk(reviewer.token, "reject_upgrade_request", { p_request_id: r3.id, p_note: "no" });
 
     // The queue is shared with every other test: walk it all and pick out ours.
@@ -788,8 +788,9 @@ describe("reading: history, an organization's requests, the admin queue", () => 
       expect(new Date(seen[i]!.created_at).getTime()).toBeGreaterThanOrEqual(new Date(seen[i - 1]!.created_at).getTime());
     }
     expect(ours[0]).toMatchObject({ organization: { id: o1.orgId, name: `Queue org ${o1.orgId.slice(0, 8)}` }, current_level: "0", level_c_progress: null });
-    expect(ours[1]).toMatchObject({ organization: { id: o2.orgId }, current_level: "B", requested_level: "C" });
-    expect(ours[1]!.level_c_progress).toMatchObject({ eligible: false, criteria: { active_level_b: { met: true } } });
+    expect(ours[1]).toMatchObject({ organization: { id: o2.orgId }, current_level: "B", target_level: "C" });
+    expect(ours[1]!.level_c_progress).toMatchObject({ has_active_b: true });
+    expect(ours[1]!.level_c_checklist).toMatchObject({ meets_criteria: false, items: { has_active_b: { met: true } } });
 
     const one = await rpcOk(reviewer.token, "list_pending_upgrade_requests", { p_limit: 1 });
     expect(one.items).toHaveLength(1);

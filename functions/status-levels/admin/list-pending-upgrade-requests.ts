@@ -1,34 +1,41 @@
-import { z } from "zod";
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, problems } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
+import { pageHeaders, pageItems, paginationQuery } from "../../_shared/pagination.ts";
 import { callRpc } from "../../_shared/rpc.ts";
-import { CurrentLevel, LevelCProgress, page, Pagination, UpgradeRequest, Uuid } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { CurrentLevel, Uuid } from "../../_shared/schemas.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { LevelCChecklist, LevelCCriteria } from "../organizations/schemas.ts";
+import { UpgradeRequest } from "../upgrade-requests/schemas.ts";
 
 const QueueItem = UpgradeRequest.extend({
   organization: z.object({ id: Uuid, name: z.string() }),
   current_level: CurrentLevel,
-  level_c_progress: LevelCProgress.nullable().describe("for requests for C"),
+  level_c_progress: LevelCCriteria.nullable().describe("for requests for C"),
+  level_c_checklist: LevelCChecklist.nullable().describe("for requests for C"),
 });
 
-export const listPendingUpgradeRequests = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/admin/upgrade-requests",
   operationId: "listPendingUpgradeRequests",
   summary: "The review queue: pending upgrade requests, oldest first (platform admins)",
+  description: "A JSON array (50 by default); the total in `X-Total-Count`, other pages in `Link`.",
   tags: ["admin"],
-  auth: "required",
-  query: Pagination,
-  responses: { 200: { description: "A page of pending requests", schema: page(QueueItem) } },
-  errors: [400, 401, 403, 503],
-  handler: async (c, { query }) => {
-    const caller = requireCaller(c.get("caller"));
-    const result = (await callRpc(supabaseAsCaller(c.env, caller.token), "list_pending_upgrade_requests", {
-      p_limit: query.limit,
-      p_offset: query.offset,
-    })) as { total: number };
-    c.header("x-total-count", String(result.total));
-    c.header("cache-control", "private, no-cache");
-    return c.json(result);
-  },
+  security: bearerAuth,
+  middleware: [signedIn] as const,
+  request: { query: paginationQuery(50) },
+  responses: { 200: json(z.array(QueueItem), "A page of pending requests", pageHeaders), ...problems(400, 401, 403, 503) },
+});
+
+type QueuePage = { total: number; items: z.infer<typeof QueueItem>[] };
+
+export const listPendingUpgradeRequests = createApi().openapi(route, async (c) => {
+  const { limit, offset } = c.req.valid("query");
+  const page = await callRpc<"list_pending_upgrade_requests", QueuePage>(
+    supabaseForRequest(c),
+    "list_pending_upgrade_requests",
+    { p_limit: limit, p_offset: offset },
+  );
+  return c.json(pageItems(c, page, { limit, offset }), 200);
 });

@@ -1,8 +1,10 @@
-import { z } from "zod";
-import { ApiError, badRequest, forbidden } from "../../_shared/errors.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedInOrService } from "../../_shared/auth.ts";
+import { badRequest, unavailable } from "../../_shared/errors.ts";
+import { callRpc } from "../../_shared/rpc.ts";
 import { Timestamp, Uuid } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { runDailyJob } from "../../scheduled/daily-job.ts";
 
 const RunJobBody = z.strictObject({
@@ -10,9 +12,10 @@ const RunJobBody = z.strictObject({
   organization_ids: z.array(Uuid).min(1).max(1000).optional().describe("limit the run to these organizations"),
 });
 
-const Step = z.object({ ok: z.boolean(), duration_ms: z.number(), batches: z.number(), incomplete: z.boolean().optional(), error: z.string().optional() }).passthrough();
+const Step = z.looseObject({ ok: z.boolean(), duration_ms: z.number(), batches: z.number(), incomplete: z.boolean().optional(), error: z.string().optional() });
+const Summary = z.object({ ok: z.boolean(), as_of: Timestamp, duration_ms: z.number(), steps: z.record(z.string(), Step) });
 
-export const runDailyJobNow = defineRoute({
+const route = createRoute({
   method: "post",
   path: "/admin/jobs/daily",
   operationId: "runDailyJob",
@@ -22,38 +25,32 @@ export const runDailyJobNow = defineRoute({
     "`as_of` (backfills, tests) is accepted with the service-role key only. Answers with the run's summary; a 503 " +
     "problem (with the summary) when a step failed - the next run delivers what is owed.",
   tags: ["admin"],
-  auth: "user-or-service",
-  body: RunJobBody,
-  responses: {
-    200: {
-      description: "The run's summary",
-      schema: z.object({ ok: z.boolean(), as_of: Timestamp, duration_ms: z.number(), steps: z.record(z.string(), Step) }),
-    },
-  },
-  errors: [400, 401, 403, 415, 503],
-  handler: async (c, { body }) => {
-    const caller = c.get("caller");
-    if (!c.get("service")) {
-      if (!caller) throw forbidden("only platform admins can run the daily job");
-      const { data, error } = await supabaseAsCaller(c.env, caller.token)
-        .from("platform_admins").select("user_id").eq("user_id", caller.userId).is("revoked_at", null).maybeSingle();
-      if (error) throw new ApiError(503, "dependency_unavailable", "could not check your rights; try again shortly", {}, { "retry-after": "5" });
-      if (!data) throw forbidden("only platform admins can run the daily job");
-      if (body.as_of) throw badRequest("as_of_not_allowed", "as_of is for the service role (backfills); platform admins run the job as of now");
-    }
-    const runId = crypto.randomUUID();
-    const log = c.get("log");
-    const summary = await runDailyJob(c.env, {
-      ...(body.as_of ? { asOf: body.as_of } : {}),
-      ...(body.organization_ids ? { organizationIds: body.organization_ids } : {}),
-      // A caller waits for the answer: new batches for 25 s, everything recorded within 45 s.
-      deadlineMs: 25_000,
-      hardDeadlineMs: 45_000,
-      log: (level, msg, fields) => log(level, msg, { job: "daily", run_id: runId, triggered_by: caller?.userId ?? "service_role", ...fields }),
-    });
-    if (!summary.ok) {
-      throw new ApiError(503, "daily_job_failed", "a step of the daily job failed; the next run retries what is owed", { summary }, { "retry-after": "60" });
-    }
-    return c.json(summary);
-  },
+  security: bearerAuth,
+  middleware: [signedInOrService, requireJson] as const,
+  request: { query: NoQuery, body: jsonBody(RunJobBody) },
+  responses: { 200: json(Summary, "The run's summary"), ...problems(400, 401, 403, 413, 415, 503) },
+});
+
+export const runDailyJobNow = createApi().openapi(route, async (c) => {
+  const body = c.req.valid("json");
+  const caller = c.get("caller");
+  if (!c.get("service")) {
+    // The rights are the database's to decide; the job itself then runs as the service role.
+    await callRpc(supabaseForRequest(c), "authorize_daily_job_run", {});
+    if (body.as_of) throw badRequest("as_of_not_allowed", "as_of is for the service role (backfills); platform admins run the job as of now");
+  }
+  const runId = crypto.randomUUID();
+  const log = c.get("log");
+  const summary = await runDailyJob(c.env, {
+    ...(body.as_of ? { asOf: body.as_of } : {}),
+    ...(body.organization_ids ? { organizationIds: body.organization_ids } : {}),
+    // A caller waits for the answer: new batches for 25 s, everything recorded within 45 s.
+    deadlineMs: 25_000,
+    hardDeadlineMs: 45_000,
+    log: (level, msg, fields) => log(level, msg, { job: "daily", run_id: runId, triggered_by: caller?.userId ?? "service_role", ...fields }),
+  });
+  if (!summary.ok) {
+    throw unavailable("daily_job_failed", "a step of the daily job failed; the next run retries what is owed", { summary }, 60);
+  }
+  return c.json(summary, 200);
 });

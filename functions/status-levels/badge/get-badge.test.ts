@@ -10,11 +10,15 @@ describe("GET /status-levels/badge/{id}.svg and .json", () => {
     expect(res.headers.get("content-type")).toBe("image/svg+xml; charset=utf-8");
     expect(res.headers.get("cache-control")).toMatch(/public, max-age=60/);
     expect(res.headers.get("access-control-allow-origin")).toBe("*");
-    expect(res.headers.get("etag")).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(res.headers.get("etag")).toMatch(/^"[0-9a-f]{40}"$/);
     const svg = await res.text();
     expect(svg).toMatch(/^<svg [^>]*role="img"[^>]*aria-labelledby="badge-title badge-desc"/);
     expect(svg).toContain("<title id=\"badge-title\">Status level: B · Verified</title>");
-    expect(svg).toContain("quality verified by the platform");
+    // The description is one sentence that says "the platform" once (it used to say it twice).
+    const description = /<desc id="badge-desc">([^<]*)<\/desc>/.exec(svg)![1]!;
+    expect(description).toBe("This organization holds level B: its quality is verified by the platform.");
+    expect(description.match(/the platform/g)).toHaveLength(1);
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
   });
 
   it("answers 304 to a matching If-None-Match, and a new body once the level changes", async () => {

@@ -1,16 +1,18 @@
-import { z } from "zod";
+import { createRoute, z } from "@hono/zod-openapi";
+import { etag, RETAINED_304_HEADERS } from "hono/etag";
+import { createApi, problems } from "../../_shared/api.ts";
 import { viewExpiresAt } from "../../_shared/cache.ts";
-import { ApiError, badRequest } from "../../_shared/errors.ts";
+import { ApiError } from "../../_shared/errors.ts";
 import { loadOrganizationStatus } from "../../_shared/organization-status.ts";
-import { defineRoute } from "../../_shared/route.ts";
 import { CurrentLevel, PublicLevel, Uuid } from "../../_shared/schemas.ts";
 
+/** What the badge says, and its accessible description (a whole sentence). */
 const labels: Record<string, { text: string; color: string; description: string }> = {
-  C: { text: "C · Top level", color: "#8a6d00", description: "level C, the platform's top level" },
-  B: { text: "B · Verified", color: "#0b5cad", description: "level B, quality verified by the platform" },
-  A: { text: "A · Member", color: "#1a7f37", description: "level A, a paying member" },
-  "0": { text: "No level yet", color: "#57606a", description: "no status level yet" },
-  unknown: { text: "Not available", color: "#57606a", description: "not available" },
+  C: { text: "C · Top level", color: "#8a6d00", description: "This organization holds level C, the platform's top level." },
+  B: { text: "B · Verified", color: "#0b5cad", description: "This organization holds level B: its quality is verified by the platform." },
+  A: { text: "A · Member", color: "#1a7f37", description: "This organization holds level A: it is a paying member of the platform." },
+  "0": { text: "No level yet", color: "#57606a", description: "This organization holds no status level on the platform yet." },
+  unknown: { text: "Not available", color: "#57606a", description: "No status level can be shown for this organization." },
 };
 
 const escapeXml = (s: string) => s.replace(/[<>&"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -27,7 +29,7 @@ export function renderBadge(level: string): string {
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="20" viewBox="0 0 ${width} 20" role="img" aria-labelledby="badge-title badge-desc">`,
     `<title id="badge-title">${title}</title>`,
-    `<desc id="badge-desc">${escapeXml(`This organization holds ${description} on the platform.`)}</desc>`,
+    `<desc id="badge-desc">${escapeXml(description)}</desc>`,
     `<rect width="${leftWidth}" height="20" rx="3" fill="#24292f"/>`,
     `<rect x="${leftWidth}" width="${rightWidth}" height="20" rx="3" fill="${color}"/>`,
     `<rect x="${leftWidth}" width="4" height="20" fill="${color}"/>`,
@@ -36,20 +38,6 @@ export function renderBadge(level: string): string {
     `<text x="${leftWidth + rightWidth / 2}" y="14">${escapeXml(text)}</text>`,
     `</g></svg>`,
   ].join("");
-}
-
-async function etagOf(body: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body));
-  const hex = [...new Uint8Array(digest).slice(0, 16)].map((b) => b.toString(16).padStart(2, "0")).join("");
-  return `"${hex}"`;
-}
-
-function matches(ifNoneMatch: string | undefined, etag: string): boolean {
-  if (!ifNoneMatch) return false;
-  return ifNoneMatch.split(",").some((tag) => {
-    const t = tag.trim().replace(/^W\//, "");
-    return t === "*" || t === etag;
-  });
 }
 
 /**
@@ -71,52 +59,54 @@ const BadgeJson = z.object({
   svg: z.string().describe("where the SVG badge of the same organization is"),
 });
 
-export const getBadge = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/badge/{file}",
-  honoPath: "/badge/:file{[^/]+\\.(?:svg|json)}",
   operationId: "getBadge",
   summary: "An organization's public badge, to embed anywhere (`{organization_id}.svg` or `.json`)",
   description:
     "The current level of a public organization as an accessible SVG (or JSON), with ETag and Cache-Control; " +
     "answers 304 to a matching If-None-Match. An unknown or non-public organization gets a neutral " +
-    "\"not available\" SVG (or a 404 for .json): the two are indistinguishable.",
+    "\"not available\" SVG (or a 404 for .json): the two are indistinguishable. Query parameters (cache busters) are ignored.",
   tags: ["badge"],
-  auth: "none",
-  anyQuery: true,
-  params: z.strictObject({ file: z.string().regex(/^[0-9a-fA-F-]{36}\.(svg|json)$/, { error: "must be <organization id>.svg or .json" }) }),
+  // hono/etag hashes the body and answers 304 to a matching If-None-Match; the 304 keeps the
+  // headers an embedding page needs.
+  middleware: [etag({ retainedHeaders: [...RETAINED_304_HEADERS, "access-control-allow-origin", "cross-origin-resource-policy"] })] as const,
+  request: {
+    params: z.strictObject({ file: z.string().regex(/^[0-9a-fA-F-]{36}\.(svg|json)$/, { error: "must be <organization id>.svg or .json" }) }),
+  },
   responses: {
-    200: { description: "The badge", contentType: "image/svg+xml", schema: BadgeJson },
+    200: {
+      description: "The badge",
+      content: { "image/svg+xml": { schema: z.string() }, "application/json": { schema: BadgeJson } },
+    },
     304: { description: "Not modified (If-None-Match matched the ETag)" },
+    ...problems(400, 404, 503),
   },
-  errors: [400, 404, 503],
-  handler: async (c, { params }) => {
-    const [id, format] = params.file.split(".") as [string, "svg" | "json"];
-    if (!Uuid.safeParse(id).success) throw badRequest("invalid_request", "the badge path must be <organization id>.svg or .json");
-    c.set("caller", null);
-    let level = "unknown";
-    let activeLevels: unknown[] = [];
-    let endsAt: number | null = null;
-    try {
-      const view = await loadOrganizationStatus(c, id.toLowerCase());
-      level = String(view.current_level);
-      activeLevels = view.active_levels as unknown[];
-      endsAt = viewExpiresAt(view);
-    } catch (error) {
-      if (!(error instanceof ApiError && error.code === "organization_not_found")) throw error;
-      if (format === "json") throw error;
-    }
-    const body =
-      format === "svg"
-        ? renderBadge(level)
-        : JSON.stringify({ organization_id: id.toLowerCase(), current_level: level, label: labels[level]!.text, active_levels: activeLevels, svg: `${id.toLowerCase()}.svg` });
-    const etag = await etagOf(body);
-    c.header("etag", etag);
-    c.header("cache-control", badgeCacheControl(endsAt));
-    c.header("access-control-allow-origin", "*");
-    c.header("cross-origin-resource-policy", "cross-origin");
-    c.header("vary", "Accept-Encoding");
-    if (matches(c.req.header("if-none-match"), etag)) return c.body(null, 304);
-    return c.body(body, 200, { "content-type": format === "svg" ? "image/svg+xml; charset=utf-8" : "application/json; charset=utf-8" });
-  },
+});
+
+export const getBadge = createApi().openapi(route, async (c) => {
+  const [rawId, format] = c.req.valid("param").file.split(".") as [string, "svg" | "json"];
+  const parsedId = Uuid.safeParse(rawId);
+  if (!parsedId.success) throw new ApiError(400, "invalid_request", "the badge path must be <organization id>.svg or .json");
+  const id = parsedId.data;
+  c.set("caller", null);
+  let level = "unknown";
+  let activeLevels: z.infer<typeof PublicLevel>[] = [];
+  let endsAt: number | null = null;
+  try {
+    const view = await loadOrganizationStatus(c, id);
+    level = view.current_level;
+    activeLevels = view.active_levels.map(({ level, valid_from, valid_until }) => ({ level, valid_from, valid_until }));
+    endsAt = viewExpiresAt(view);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.code === "organization_not_found")) throw error;
+    if (format === "json") throw error;
+  }
+  c.header("cache-control", badgeCacheControl(endsAt));
+  c.header("access-control-allow-origin", "*");
+  c.header("cross-origin-resource-policy", "cross-origin");
+  c.header("vary", "Accept-Encoding");
+  if (format === "svg") return c.body(renderBadge(level), 200, { "content-type": "image/svg+xml; charset=utf-8" });
+  return c.json({ organization_id: id, current_level: level as z.infer<typeof CurrentLevel>, label: labels[level]!.text, active_levels: activeLevels, svg: `${id}.svg` }, 200);
 });

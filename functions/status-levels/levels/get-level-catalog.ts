@@ -1,9 +1,24 @@
-import { z } from "zod";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createApi, json, NoQuery } from "../../_shared/api.ts";
 import { Level } from "../../_shared/schemas.ts";
 
+const Catalog = z.object({
+  precedence: z.array(z.enum(["C", "B", "A", "0"])),
+  levels: z.array(
+    z.object({
+      level: Level,
+      name: z.string(),
+      meaning: z.string(),
+      obtained: z.string(),
+      validity: z.string(),
+      requires: z.array(Level),
+      criteria: z.array(z.object({ key: z.string().describe("the criterion's name in `level_c_progress` and `level_c_checklist`"), description: z.string(), needed: z.union([z.number(), z.boolean()]) })),
+    }),
+  ),
+});
+
 /** The level catalog: what each level means, how it is obtained, how long it lasts. */
-export const levelCatalog = {
+export const levelCatalog: z.infer<typeof Catalog> = {
   precedence: ["C", "B", "A", "0"],
   levels: [
     {
@@ -32,42 +47,27 @@ export const levelCatalog = {
       validity: "Permanent until revoked.",
       requires: ["B"],
       criteria: [
-        { key: "active_level_b", description: "An active level B", threshold: true },
-        { key: "reviews_last_12_months", description: "At least 15 published reviews in the last 12 months", threshold: 15 },
-        { key: "response_rate_last_90_days", description: "At least 85 % of the last 90 days' reviews answered", threshold: 85 },
-        { key: "avg_response_time_last_90_days", description: "Average response time below 48 hours over the last 90 days", threshold: 48 },
-        { key: "published_case_studies", description: "At least one published case study", threshold: 1 },
+        { key: "has_active_b", description: "An active level B", needed: true },
+        { key: "review_count", description: "At least 15 published reviews in the last 12 months", needed: 15 },
+        { key: "response_rate", description: "At least 85 % of the last 90 days' reviews answered", needed: 85 },
+        { key: "avg_response_hours", description: "Average response time below 48 hours over the last 90 days", needed: 48 },
+        { key: "public_cases", description: "At least one published case study", needed: 1 },
       ],
     },
   ],
-} as const;
+};
 
-const Catalog = z.object({
-  precedence: z.array(z.enum(["C", "B", "A", "0"])),
-  levels: z.array(
-    z.object({
-      level: Level,
-      name: z.string(),
-      meaning: z.string(),
-      obtained: z.string(),
-      validity: z.string(),
-      requires: z.array(Level),
-      criteria: z.array(z.object({ key: z.string(), description: z.string(), threshold: z.union([z.number(), z.boolean()]) })),
-    }),
-  ),
-});
-
-export const getLevelCatalog = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/levels",
   operationId: "getLevelCatalog",
   summary: "The level catalog (public)",
   tags: ["levels"],
-  auth: "none",
-  responses: { 200: { description: "Every level and how it is obtained", schema: Catalog } },
-  errors: [],
-  handler: (c) => {
-    c.header("cache-control", "public, max-age=3600");
-    return c.json(levelCatalog);
-  },
+  request: { query: NoQuery },
+  responses: { 200: json(Catalog, "Every level and how it is obtained") },
+});
+
+export const getLevelCatalog = createApi().openapi(route, (c) => {
+  c.header("cache-control", "public, max-age=3600");
+  return c.json(levelCatalog, 200);
 });

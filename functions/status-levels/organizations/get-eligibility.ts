@@ -1,7 +1,9 @@
+import { createRoute } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, NoQuery, problems } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { forbidden } from "../../_shared/errors.ts";
 import { loadOrganizationStatus } from "../../_shared/organization-status.ts";
-import { defineRoute } from "../../_shared/route.ts";
-import { Eligibility, OrganizationParams } from "../../_shared/schemas.ts";
+import { Eligibility, OrganizationParams } from "./schemas.ts";
 
 const howTo: Record<string, string> = {
   "0": "Level B is granted by platform admins after verification: ask for an upgrade to B. Level A comes with a paid subscription.",
@@ -10,33 +12,46 @@ const howTo: Record<string, string> = {
   C: "This is the top level. Keep level B renewed and the criteria met.",
 };
 
-export const getEligibility = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/organizations/{id}/eligibility",
   operationId: "getEligibility",
-  summary: "What is missing for the next level",
-  description: "The next level, how to get there, and level C progress per criterion. Members and platform admins.",
+  summary: "Whether level C's criteria hold, and what is missing for the next level",
+  description:
+    "`meets_criteria`, `criteria` and `timestamp` as the platform's pages have always read them; beside them the " +
+    "next level, how to get there, whether the caller can ask for an upgrade now, and per criterion whether it " +
+    "is met and what is missing (`level_c_checklist`). Members and platform admins.",
   tags: ["organizations"],
-  auth: "required",
-  params: OrganizationParams,
-  responses: { 200: { description: "Progress towards the next level", schema: Eligibility } },
-  errors: [400, 401, 403, 404, 503],
-  handler: async (c, { params }) => {
-    const view = await loadOrganizationStatus(c, params.id);
-    if (view.visibility !== "full") throw forbidden("only members of the organization and platform admins can see its progress");
-    const current = String(view.current_level);
-    const nextLevel = current === "C" ? null : current === "B" ? "C" : "B";
-    const progress = view.level_c_progress as { eligible: boolean };
-    c.header("cache-control", "private, no-cache");
-    return c.json({
-      organization_id: params.id,
+  security: bearerAuth,
+  middleware: [signedIn] as const,
+  request: { params: OrganizationParams, query: NoQuery },
+  responses: { 200: json(Eligibility, "Level C's criteria and the way to the next level"), ...problems(400, 401, 403, 404, 503) },
+});
+
+export const getEligibility = createApi().openapi(route, async (c) => {
+  const { id } = c.req.valid("param");
+  const view = await loadOrganizationStatus(c, id);
+  if (view.visibility !== "full" || !view.level_c_progress || !view.level_c_checklist) {
+    throw forbidden("only members of the organization and platform admins can see its progress");
+  }
+  const current = view.current_level;
+  const nextLevel = current === "C" ? null : current === "B" ? ("C" as const) : ("B" as const);
+  const checklist = view.level_c_checklist;
+  c.header("cache-control", "private, no-cache");
+  return c.json(
+    {
+      organization_id: id,
+      meets_criteria: checklist.meets_criteria,
+      criteria: view.level_c_progress,
+      timestamp: checklist.evaluated_at,
       current_level: current,
       next_level: nextLevel,
       how_to_get_there: howTo[current] ?? howTo["0"]!,
       can_request_upgrade:
-        view.can_manage && view.pending_upgrade_request === null && nextLevel !== null && (nextLevel === "B" || progress.eligible),
-      pending_upgrade_request: view.pending_upgrade_request ?? null,
-      level_c_progress: view.level_c_progress,
-    });
-  },
+        view.can_manage && view.pending_upgrade_request === null && nextLevel !== null && (nextLevel === "B" || checklist.meets_criteria),
+      pending_upgrade_request: view.pending_upgrade_request,
+      level_c_checklist: checklist,
+    },
+    200,
+  );
 });

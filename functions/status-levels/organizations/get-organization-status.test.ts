@@ -11,7 +11,8 @@ describe("GET /status-levels/organizations/{id}", () => {
       expect(res.status, who).toBe(200);
       const view = await body(res);
       expect(view, who).toMatchObject({ organization_id: p.orgId, current_level: "B", visibility: "full", can_manage: canManage });
-      expect(view.level_c_progress.criteria.active_level_b.met, who).toBe(true);
+      expect(view.level_c_progress.has_active_b, who).toBe(true);
+      expect(view.level_c_checklist.items.has_active_b.met, who).toBe(true);
       expect(view.active_levels[0]).toHaveProperty("notes");
       expect(view).not.toHaveProperty("viewer");
     }
@@ -24,7 +25,7 @@ describe("GET /status-levels/organizations/{id}", () => {
       const res = await call(`/status-levels/organizations/${p.orgId}`, { token });
       expect(res.status).toBe(200);
       const view = await body(res);
-      expect(view).toMatchObject({ current_level: "B", visibility: "public", can_manage: false, level_c_progress: null, pending_upgrade_request: null });
+      expect(view).toMatchObject({ current_level: "B", visibility: "public", can_manage: false, level_c_progress: null, level_c_checklist: null, pending_upgrade_request: null });
       expect(Object.keys(view.active_levels[0]).sort()).toEqual(["level", "valid_from", "valid_until"]);
     }
   });
@@ -100,8 +101,9 @@ describe("GET /status-levels/organizations/{id}/eligibility", () => {
     expect(res.status).toBe(200);
     const e = await body(res);
     expect(e).toMatchObject({ current_level: "B", next_level: "C", can_request_upgrade: false });
-    expect(e.level_c_progress.criteria.reviews_last_12_months).toMatchObject({ value: 12, threshold: 15, met: false, missing: "3 more published reviews in the last 12 months" });
-    expect(e.level_c_progress.missing).toContain("publish at least one case study");
+    expect(e).toMatchObject({ meets_criteria: false, criteria: { review_count: 12, review_count_needed: 15, public_cases: 0, public_cases_needed: 1 } });
+    expect(e.level_c_checklist.items.review_count).toMatchObject({ value: 12, needed: 15, met: false, missing: "3 more published reviews in the last 12 months" });
+    expect(e.level_c_checklist.missing).toContain("publish at least one case study");
   });
 
   it("lets an owner of an eligible organization request C", async () => {
@@ -109,7 +111,8 @@ describe("GET /status-levels/organizations/{id}/eligibility", () => {
     await fixtures.meetsLevelC(p.orgId);
     const e = await body(await call(`/status-levels/organizations/${p.orgId}/eligibility`, { token: p.owner.token }));
     expect(e).toMatchObject({ next_level: "C", can_request_upgrade: true });
-    expect(e.level_c_progress.eligible).toBe(true);
+    expect(e.meets_criteria).toBe(true);
+    expect(e.level_c_checklist.meets_criteria).toBe(true);
   });
 
   it("points a level 0 organization to B", async () => {
@@ -120,7 +123,7 @@ describe("GET /status-levels/organizations/{id}/eligibility", () => {
 
   it("is for members: 403 for an outsider, 401 anonymous", async () => {
     const p = await fixtures.orgWithPeople();
-    await expectProblem(await call(`/status-levels/organizations/${p.orgId}/eligibility`, { token: p.outsider.token }), 403, "forbidden");
+    await expectProblem(await call(`/status-levels/organizations/${p.orgId}/eligibility`, { token: p.outsider.token }), 403, "not_allowed");
     await expectProblem(await call(`/status-levels/organizations/${p.orgId}/eligibility`), 401, "unauthorized");
   });
 });

@@ -1,8 +1,10 @@
+import { createRoute } from "@hono/zod-openapi";
+import { createApi, json, NoQuery, optionalBearerAuth, problems } from "../../_shared/api.ts";
+import { signedInOrAnonymous } from "../../_shared/auth.ts";
 import { loadOrganizationStatus } from "../../_shared/organization-status.ts";
-import { defineRoute } from "../../_shared/route.ts";
-import { OrganizationParams, OrganizationStatus } from "../../_shared/schemas.ts";
+import { OrganizationParams, OrganizationStatus } from "./schemas.ts";
 
-export const getOrganizationStatus = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/organizations/{id}",
   operationId: "getOrganizationStatus",
@@ -12,13 +14,17 @@ export const getOrganizationStatus = defineRoute({
     "platform admins see everything; other signed-in users and anonymous callers see the public projection " +
     "(current and active levels) of a public organization. Served from the cache when possible (`x-cache`).",
   tags: ["organizations"],
-  auth: "optional",
-  params: OrganizationParams,
-  responses: { 200: { description: "The status view", schema: OrganizationStatus, headers: { "x-cache": "hit, miss or bypass" } } },
-  errors: [400, 401, 404, 503],
-  handler: async (c, { params }) => {
-    const view = await loadOrganizationStatus(c, params.id);
-    c.header("cache-control", "private, no-cache");
-    return c.json(view);
+  security: optionalBearerAuth,
+  middleware: [signedInOrAnonymous] as const,
+  request: { params: OrganizationParams, query: NoQuery },
+  responses: {
+    200: json(OrganizationStatus, "The status view", { "x-cache": "hit, miss or bypass" }),
+    ...problems(400, 401, 404, 503),
   },
+});
+
+export const getOrganizationStatus = createApi().openapi(route, async (c) => {
+  const view = await loadOrganizationStatus(c, c.req.valid("param").id);
+  c.header("cache-control", "private, no-cache");
+  return c.json(view, 200);
 });

@@ -1,30 +1,33 @@
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, problems } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
+import { pageHeaders, pageItems, paginationQuery } from "../../_shared/pagination.ts";
 import { callRpc } from "../../_shared/rpc.ts";
-import { HistoryEntry, OrganizationParams, page, Pagination } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { HistoryEntry, OrganizationParams } from "./schemas.ts";
 
-export const getStatusHistory = defineRoute({
+const route = createRoute({
   method: "get",
   path: "/organizations/{id}/history",
   operationId: "getStatusHistory",
   summary: "The audit trail of an organization's levels",
-  description: "Newest first, with the total count (also in `x-total-count`). Members and platform admins.",
+  description: "A JSON array, newest first (50 by default); the total in `X-Total-Count`, other pages in `Link`. Members and platform admins.",
   tags: ["organizations"],
-  auth: "required",
-  params: OrganizationParams,
-  query: Pagination,
-  responses: { 200: { description: "A page of history", schema: page(HistoryEntry) } },
-  errors: [400, 401, 403, 404, 503],
-  handler: async (c, { params, query }) => {
-    const caller = requireCaller(c.get("caller"));
-    const result = (await callRpc(supabaseAsCaller(c.env, caller.token), "get_status_level_history", {
-      p_organization_id: params.id,
-      p_limit: query.limit,
-      p_offset: query.offset,
-    })) as { total: number };
-    c.header("x-total-count", String(result.total));
-    c.header("cache-control", "private, no-cache");
-    return c.json(result);
-  },
+  security: bearerAuth,
+  middleware: [signedIn] as const,
+  request: { params: OrganizationParams, query: paginationQuery(50) },
+  responses: { 200: json(z.array(HistoryEntry), "A page of history", pageHeaders), ...problems(400, 401, 403, 404, 503) },
+});
+
+type HistoryPage = { total: number; items: z.infer<typeof HistoryEntry>[] };
+
+export const getStatusHistory = createApi().openapi(route, async (c) => {
+  const { id } = c.req.valid("param");
+  const { limit, offset } = c.req.valid("query");
+  const page = await callRpc<"get_status_level_history", HistoryPage>(supabaseForRequest(c), "get_status_level_history", {
+    p_organization_id: id,
+    p_limit: limit,
+    p_offset: offset,
+  });
+  return c.json(pageItems(c, page, { limit, offset }), 200);
 });

@@ -1,10 +1,11 @@
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, type z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { GrantBody, LevelRow, OrganizationParams } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { GrantBody, LevelRow, OrganizationParams } from "./schemas.ts";
 
-export const grantStatusLevel = defineRoute({
+const route = createRoute({
   method: "post",
   path: "/organizations/{id}/grant",
   operationId: "grantStatusLevel",
@@ -13,20 +14,21 @@ export const grantStatusLevel = defineRoute({
     "A needs a subscription; B lasts 18 months unless `valid_until` says otherwise (it must be in the future); " +
     "C needs an active B and the level C criteria, and never ends. Granting an active level is a 409.",
   tags: ["levels"],
-  auth: "required",
-  params: OrganizationParams,
-  body: GrantBody,
-  responses: { 201: { description: "The granted level", schema: LevelRow } },
-  errors: [400, 401, 403, 404, 409, 415, 422, 503],
-  handler: async (c, { params, body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const row = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "grant_status_level", {
-      p_organization_id: params.id,
-      p_level: body.level,
-      p_valid_until: body.valid_until,
-      p_subscription_id: body.subscription_id,
-      p_notes: body.notes,
-    }, onOrganization(params.id));
-    return c.json(row, 201);
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { params: OrganizationParams, query: NoQuery, body: jsonBody(GrantBody) },
+  responses: { 201: json(LevelRow, "The granted level"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503) },
+});
+
+export const grantStatusLevel = createApi().openapi(route, async (c) => {
+  const { id } = c.req.valid("param");
+  const body = c.req.valid("json");
+  const row = await callWriteRpc<"grant_status_level", z.infer<typeof LevelRow>>(
+    c,
+    supabaseForRequest(c),
+    "grant_status_level",
+    { p_organization_id: id, p_level: body.level, p_valid_until: body.valid_until, p_subscription_id: body.subscription_id, p_notes: body.notes },
+    onOrganization(id),
+  );
+  return c.json(row, 201);
 });

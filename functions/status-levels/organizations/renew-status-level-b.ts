@@ -1,27 +1,31 @@
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, type z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { LevelRow, OrganizationParams, RenewBody } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { LevelRow, OrganizationParams, RenewBody } from "./schemas.ts";
 
-export const renewStatusLevelB = defineRoute({
+const route = createRoute({
   method: "post",
   path: "/organizations/{id}/renew",
   operationId: "renewStatusLevelB",
   summary: "Renew level B after re-verification (platform admins)",
   description: "The active B becomes valid for 18 months from now; `last_verified_at` is recorded.",
   tags: ["levels"],
-  auth: "required",
-  params: OrganizationParams,
-  body: RenewBody,
-  responses: { 200: { description: "The renewed level B", schema: LevelRow } },
-  errors: [400, 401, 403, 404, 415, 503],
-  handler: async (c, { params, body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const row = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "renew_status_level_b", {
-      p_organization_id: params.id,
-      p_notes: body.notes,
-    }, onOrganization(params.id));
-    return c.json(row);
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { params: OrganizationParams, query: NoQuery, body: jsonBody(RenewBody) },
+  responses: { 200: json(LevelRow, "The renewed level B"), ...problems(400, 401, 403, 404, 413, 415, 503) },
+});
+
+export const renewStatusLevelB = createApi().openapi(route, async (c) => {
+  const { id } = c.req.valid("param");
+  const row = await callWriteRpc<"renew_status_level_b", z.infer<typeof LevelRow>>(
+    c,
+    supabaseForRequest(c),
+    "renew_status_level_b",
+    { p_organization_id: id, p_notes: c.req.valid("json").notes },
+    onOrganization(id),
+  );
+  return c.json(row, 200);
 });

@@ -1,33 +1,34 @@
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc } from "../../_shared/rpc.ts";
-import { Level, OrganizationParams, RevokeBody } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
-import { z } from "zod";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { OrganizationParams, RevokeBody, RevokeResult } from "./schemas.ts";
 
-export const revokeStatusLevel = defineRoute({
+const route = createRoute({
   method: "post",
   path: "/organizations/{id}/revoke",
   operationId: "revokeStatusLevel",
   summary: "Revoke a level (platform admins)",
-  description: "Ends the active row of the level now. `revoked` says whether one was active. Revoking B leaves C alone.",
+  description:
+    "Ends the active row of the level now. `success` says whether one was active: false (nothing to revoke) is " +
+    "still a 200, as it always was. Revoking B leaves C alone. The reason is required (audit).",
   tags: ["levels"],
-  auth: "required",
-  params: OrganizationParams,
-  body: RevokeBody,
-  responses: {
-    200: { description: "Whether a level was active", schema: z.object({ organization_id: z.uuid(), level: Level, revoked: z.boolean() }) },
-  },
-  errors: [400, 401, 403, 404, 415, 503],
-  handler: async (c, { params, body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const revoked = await callWriteRpc(
-      c,
-      supabaseAsCaller(c.env, caller.token),
-      "revoke_status_level",
-      { p_organization_id: params.id, p_level: body.level, p_reason: body.reason },
-      { organization: params.id, changed: (wasActive) => (wasActive ? [params.id] : []) },
-    );
-    return c.json({ organization_id: params.id, level: body.level, revoked: revoked === true });
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { params: OrganizationParams, query: NoQuery, body: jsonBody(RevokeBody) },
+  responses: { 200: json(RevokeResult, "Whether a level was active and is now revoked"), ...problems(400, 401, 403, 404, 413, 415, 503) },
+});
+
+export const revokeStatusLevel = createApi().openapi(route, async (c) => {
+  const { id } = c.req.valid("param");
+  const { level, reason } = c.req.valid("json");
+  const success = await callWriteRpc(
+    c,
+    supabaseForRequest(c),
+    "revoke_status_level",
+    { p_organization_id: id, p_level: level, p_reason: reason },
+    { organization: id, changed: (wasActive) => (wasActive ? [id] : []) },
+  );
+  return c.json({ success, organization_id: id, level }, 200);
 });

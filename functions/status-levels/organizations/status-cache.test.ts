@@ -66,7 +66,7 @@ describe("ids are lowercase before they make a cache key or reach the database",
     expect(second.headers.get("x-cache")).toBe("hit");
 
     const revoke = await call(`/status-levels/organizations/${lower}/revoke`, { method: "POST", token: p.platformAdmin.token, json: { level: "B", reason: "audit failed" } });
-    expect(await body(revoke)).toMatchObject({ organization_id: lower, revoked: true });
+    expect(await body(revoke)).toMatchObject({ organization_id: lower, success: true });
     const afterRevoke = await call(`/status-levels/organizations/${upper}`, { token: p.member.token });
     expect(afterRevoke.headers.get("x-cache")).toBe("miss");
     expect((await body(afterRevoke)).current_level).toBe("0");
@@ -83,7 +83,7 @@ describe("ids are lowercase before they make a cache key or reach the database",
     const created = await call("/status-levels/upgrade-requests", {
       method: "POST",
       token: p.owner.token,
-      json: { organization_id: p.orgId.toUpperCase(), requested_level: "B" },
+      json: { organization_id: p.orgId.toUpperCase(), target_level: "B" },
     });
     expect(created.status).toBe(201);
     expect((await body(created)).organization_id).toBe(p.orgId);

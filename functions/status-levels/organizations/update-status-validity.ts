@@ -1,28 +1,31 @@
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, type z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { LevelRow, OrganizationParams, ValidityBody } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { LevelRow, OrganizationParams, ValidityBody } from "./schemas.ts";
 
-export const updateStatusValidity = defineRoute({
+const route = createRoute({
   method: "post",
   path: "/organizations/{id}/validity",
   operationId: "updateStatusValidity",
   summary: "Move the end of an active A or B (platform admins)",
   tags: ["levels"],
-  auth: "required",
-  params: OrganizationParams,
-  body: ValidityBody,
-  responses: { 200: { description: "The level with its new end", schema: LevelRow } },
-  errors: [400, 401, 403, 404, 415, 422, 503],
-  handler: async (c, { params, body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const row = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "update_status_validity", {
-      p_organization_id: params.id,
-      p_level: body.level,
-      p_valid_until: body.valid_until,
-      p_reason: body.reason,
-    }, onOrganization(params.id));
-    return c.json(row);
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { params: OrganizationParams, query: NoQuery, body: jsonBody(ValidityBody) },
+  responses: { 200: json(LevelRow, "The level with its new end"), ...problems(400, 401, 403, 404, 413, 415, 422, 503) },
+});
+
+export const updateStatusValidity = createApi().openapi(route, async (c) => {
+  const { id } = c.req.valid("param");
+  const body = c.req.valid("json");
+  const row = await callWriteRpc<"update_status_validity", z.infer<typeof LevelRow>>(
+    c,
+    supabaseForRequest(c),
+    "update_status_validity",
+    { p_organization_id: id, p_level: body.level, p_valid_until: body.valid_until, p_reason: body.reason },
+    onOrganization(id),
+  );
+  return c.json(row, 200);
 });

@@ -1,8 +1,10 @@
-import { z } from "zod";
+import { createRoute, z } from "@hono/zod-openapi";
+import { createMiddleware } from "hono/factory";
+import { createApi, json, jsonBody, NoQuery, problems, requireJson, webhookSignature } from "../../_shared/api.ts";
+import type { AppEnv } from "../../_shared/app-env.ts";
 import { constantTimeEqual, hmacSha256Hex } from "../../_shared/crypto.ts";
 import { config } from "../../_shared/env.ts";
-import { ApiError, badRequest, unauthorized } from "../../_shared/errors.ts";
-import { defineRoute, invalidInput } from "../../_shared/route.ts";
+import { unauthorized, unavailable } from "../../_shared/errors.ts";
 import { callWriteRpc } from "../../_shared/rpc.ts";
 import { plainText, Timestamp, Uuid } from "../../_shared/schemas.ts";
 import { supabaseAsService } from "../../_shared/supabase.ts";
@@ -22,13 +24,16 @@ export const SubscriptionEvent = z.strictObject({
 });
 
 const Outcome = z.object({
-  outcome: z.enum(["applied", "stale", "duplicate"]),
+  outcome: z.enum(["applied", "stale", "duplicate"]).describe("duplicate: this event id was applied before; the answer is the first one's"),
   event_id: z.string(),
-  subscription_id: Uuid,
-  status: z.string().optional(),
-  current_period_end: Timestamp.nullable().optional(),
-  grace_until: Timestamp.nullable().optional(),
-  effects: z.array(z.record(z.string(), z.unknown())),
+  organization_id: Uuid,
+  subscription_id: z.string().describe("the provider's subscription id, as sent"),
+  status: z.enum(["active", "past_due", "canceled", "unpaid", "incomplete"]).describe("the subscription's status after all its events"),
+  current_period_end: Timestamp.nullable(),
+  grace_until: Timestamp.nullable(),
+  effects: z.array(z.looseObject({ effect: z.enum(["granted", "validity_updated", "grace_started", "revoked"]) })),
+  status_level_id: Uuid.nullable().describe("the organization's active level A after the event (what `ensure_level_a` answered)"),
+  action: z.enum(["granted", "already_active"]).nullable().describe("granted: this event granted level A; null: no level A is active"),
 });
 
 /**
@@ -48,48 +53,49 @@ export async function verifySignature(secret: string, timestamp: string | undefi
   throw unauthorized("the signature does not match the body");
 }
 
-export const postSubscriptionEvent = defineRoute({
+/** The signature is checked on the raw body before anything parses it. */
+const signedByPaymentsService = createMiddleware<AppEnv>(async (c, next) => {
+  const secret = config(c.env).SUBSCRIPTION_WEBHOOK_SECRET;
+  if (!secret) throw unavailable("misconfigured", "subscription events are not configured on this deployment", {}, 60);
+  await verifySignature(secret, c.req.header(timestampHeader), c.req.header(signatureHeader), await c.req.text());
+  return next();
+});
+
+const route = createRoute({
   method: "post",
   path: "/subscriptions/events",
   operationId: "postSubscriptionEvent",
   summary: "A subscription event from the payments service (signed)",
   description:
     "Signed with HMAC-SHA256 over `timestamp.raw_body` with the shared secret. Applied atomically and once per " +
-    "event id (a replay answers `duplicate`); an event older than the newest applied one is `stale` and never " +
-    "changes the status. active -> A until current_period_end; past_due -> 14 days of grace from occurred_at; " +
-    "canceled/unpaid -> A until a running grace ends, otherwise revoked.",
+    "event id (a replay gets the first answer again, as `duplicate`; the same id with another body is a 409); an " +
+    "event older than the newest applied one is `stale` and never changes the status. Level A is active while any " +
+    "subscription of the organization entitles it: active -> until current_period_end; past_due -> 14 days of " +
+    "grace from occurred_at; canceled/unpaid -> until a running grace ends.",
   tags: ["subscriptions"],
-  auth: "signature",
-  rawBody: SubscriptionEvent,
-  responses: { 200: { description: "What the event did", schema: Outcome } },
-  errors: [400, 401, 404, 413, 422, 503],
-  handler: async (c) => {
-    const secret = config(c.env).SUBSCRIPTION_WEBHOOK_SECRET;
-    if (!secret) throw new ApiError(503, "misconfigured", "subscription events are not configured on this deployment");
-    const rawBody = await c.req.text();
-    await verifySignature(secret, c.req.header(timestampHeader), c.req.header(signatureHeader), rawBody);
-    let json: unknown;
-    try {
-      json = JSON.parse(rawBody);
-    } catch {
-      throw badRequest("malformed_json", "the request body is not valid JSON");
-    }
-    const parsed = SubscriptionEvent.safeParse(json);
-    if (!parsed.success) throw invalidInput("json", parsed.error);
-    const event = parsed.data;
-    c.get("logFields").event_id = event.id;
-    const result = await callWriteRpc(c, supabaseAsService(c.env), "apply_subscription_event", {
+  security: webhookSignature,
+  middleware: [signedByPaymentsService, requireJson] as const,
+  request: { query: NoQuery, body: jsonBody(SubscriptionEvent) },
+  responses: { 200: json(Outcome, "What the event did"), ...problems(400, 401, 404, 409, 413, 415, 422, 503) },
+});
+
+export const postSubscriptionEvent = createApi().openapi(route, async (c) => {
+  const event = c.req.valid("json");
+  c.get("logFields").event_id = event.id;
+  const result = await callWriteRpc<"apply_subscription_event", z.infer<typeof Outcome>>(
+    c,
+    supabaseAsService(c.env),
+    "apply_subscription_event",
+    {
       p_event_id: event.id,
       p_provider_subscription_id: event.subscription_id,
       p_organization_id: event.organization_id,
       p_status: event.status,
       p_occurred_at: event.occurred_at,
       p_current_period_end: event.current_period_end,
-    }, {
-      organization: event.organization_id,
-      changed: (applied: { outcome: string; effects: unknown[] }) => (applied.effects.length > 0 ? [event.organization_id] : []),
-    });
-    c.get("logFields").outcome = result.outcome;
-    return c.json(result);
-  },
+    },
+    { organization: event.organization_id, changed: (applied) => (applied.effects.length > 0 ? [event.organization_id] : []) },
+  );
+  c.get("logFields").outcome = result.outcome;
+  return c.json(result, 200);
 });

@@ -1,10 +1,11 @@
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, type z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { CreateUpgradeRequestBody, UpgradeRequest } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { CreateUpgradeRequestBody, UpgradeRequest } from "./schemas.ts";
 
-export const createUpgradeRequest = defineRoute({
+const route = createRoute({
   method: "post",
   path: "/upgrade-requests",
   operationId: "createUpgradeRequest",
@@ -14,18 +15,20 @@ export const createUpgradeRequest = defineRoute({
     "active is a renewal and is accepted within 60 days of its end. Rate-limited in the database, for direct " +
     "PostgREST callers too: 5 requests per user and 10 per organization in any 10 minutes (429 with Retry-After).",
   tags: ["upgrade requests"],
-  auth: "required",
-  body: CreateUpgradeRequestBody,
-  responses: { 201: { description: "The pending request", schema: UpgradeRequest } },
-  errors: [400, 401, 403, 404, 409, 415, 422, 429, 503],
-  handler: async (c, { body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const request = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "create_upgrade_request", {
-      p_organization_id: body.organization_id,
-      p_requested_level: body.requested_level,
-      p_message: body.message,
-      p_evidence_urls: body.evidence_urls,
-    }, onOrganization(body.organization_id));
-    return c.json(request, 201);
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { query: NoQuery, body: jsonBody(CreateUpgradeRequestBody) },
+  responses: { 201: json(UpgradeRequest, "The pending request"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 503) },
+});
+
+export const createUpgradeRequest = createApi().openapi(route, async (c) => {
+  const body = c.req.valid("json");
+  const request = await callWriteRpc<"create_upgrade_request", z.infer<typeof UpgradeRequest>>(
+    c,
+    supabaseForRequest(c),
+    "create_upgrade_request",
+    { p_organization_id: body.organization_id, p_target_level: body.target_level, p_message: body.message, p_evidence_urls: body.evidence_urls },
+    onOrganization(body.organization_id),
+  );
+  return c.json(request, 201);
 });

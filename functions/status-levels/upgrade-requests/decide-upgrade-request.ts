@@ -1,31 +1,42 @@
-import { z } from "zod";
-import { requireCaller } from "../../_shared/auth.ts";
-import { defineRoute } from "../../_shared/route.ts";
+import { createRoute, z } from "@hono/zod-openapi";
+import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, type WriteScope } from "../../_shared/rpc.ts";
-import { ApproveBody, LevelRow, RejectBody, RequestParams, UpgradeRequest } from "../../_shared/schemas.ts";
-import { supabaseAsCaller } from "../../_shared/supabase.ts";
+import { supabaseForRequest } from "../../_shared/supabase.ts";
+import { LevelRow } from "../organizations/schemas.ts";
+import { ApproveBody, RejectBody, RequestParams, UpgradeRequest } from "./schemas.ts";
+
+type Request = z.infer<typeof UpgradeRequest>;
 
 /** A decision names the request, not its organization: only the database knows which it is. */
-const onRequestOrganization: WriteScope<{ organization_id: string }> = { organization: null, changed: (request) => [request.organization_id] };
+const onRequestOrganization: WriteScope<Request> = { organization: null, changed: (request) => [request.organization_id] };
 
-export const cancelUpgradeRequest = defineRoute({
+const cancelRoute = createRoute({
   method: "post",
   path: "/upgrade-requests/{id}/cancel",
   operationId: "cancelUpgradeRequest",
   summary: "Cancel a pending request (the requester, or an owner or admin of the organization)",
   tags: ["upgrade requests"],
-  auth: "required",
-  params: RequestParams,
-  responses: { 200: { description: "The cancelled request", schema: UpgradeRequest } },
-  errors: [400, 401, 403, 404, 409, 503],
-  handler: async (c, { params }) => {
-    const caller = requireCaller(c.get("caller"));
-    const request = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "cancel_upgrade_request", { p_request_id: params.id }, onRequestOrganization);
-    return c.json(request);
-  },
+  security: bearerAuth,
+  middleware: [signedIn] as const,
+  request: { params: RequestParams, query: NoQuery },
+  responses: { 200: json(UpgradeRequest, "The cancelled request"), ...problems(400, 401, 403, 404, 409, 503) },
 });
 
-export const approveUpgradeRequest = defineRoute({
+export const cancelUpgradeRequest = createApi().openapi(cancelRoute, async (c) => {
+  const request = await callWriteRpc<"cancel_upgrade_request", Request>(
+    c,
+    supabaseForRequest(c),
+    "cancel_upgrade_request",
+    { p_request_id: c.req.valid("param").id },
+    onRequestOrganization,
+  );
+  return c.json(request, 200);
+});
+
+const Approval = z.object({ request: UpgradeRequest, level: LevelRow });
+
+const approveRoute = createRoute({
   method: "post",
   path: "/upgrade-requests/{id}/approve",
   operationId: "approveUpgradeRequest",
@@ -34,40 +45,42 @@ export const approveUpgradeRequest = defineRoute({
     "Grants the level in the same transaction (a request for B while B is active renews it). If the grant is " +
     "refused - e.g. C criteria not met - nothing changes and the request stays pending.",
   tags: ["upgrade requests"],
-  auth: "required",
-  params: RequestParams,
-  body: ApproveBody,
-  responses: {
-    200: { description: "The approved request and the level", schema: z.object({ request: UpgradeRequest, level: LevelRow }) },
-  },
-  errors: [400, 401, 403, 404, 409, 415, 422, 503],
-  handler: async (c, { params, body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const result = await callWriteRpc(
-      c,
-      supabaseAsCaller(c.env, caller.token),
-      "approve_upgrade_request",
-      { p_request_id: params.id, p_notes: body.notes },
-      { organization: null, changed: (approved: { request: { organization_id: string } }) => [approved.request.organization_id] },
-    );
-    return c.json(result);
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { params: RequestParams, query: NoQuery, body: jsonBody(ApproveBody) },
+  responses: { 200: json(Approval, "The approved request and the level"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503) },
 });
 
-export const rejectUpgradeRequest = defineRoute({
+export const approveUpgradeRequest = createApi().openapi(approveRoute, async (c) => {
+  const approval = await callWriteRpc<"approve_upgrade_request", z.infer<typeof Approval>>(
+    c,
+    supabaseForRequest(c),
+    "approve_upgrade_request",
+    { p_request_id: c.req.valid("param").id, p_notes: c.req.valid("json").notes },
+    { organization: null, changed: (approved) => [approved.request.organization_id] },
+  );
+  return c.json(approval, 200);
+});
+
+const rejectRoute = createRoute({
   method: "post",
   path: "/upgrade-requests/{id}/reject",
   operationId: "rejectUpgradeRequest",
   summary: "Reject a pending request with a note (platform admins)",
   tags: ["upgrade requests"],
-  auth: "required",
-  params: RequestParams,
-  body: RejectBody,
-  responses: { 200: { description: "The rejected request", schema: UpgradeRequest } },
-  errors: [400, 401, 403, 404, 409, 415, 503],
-  handler: async (c, { params, body }) => {
-    const caller = requireCaller(c.get("caller"));
-    const request = await callWriteRpc(c, supabaseAsCaller(c.env, caller.token), "reject_upgrade_request", { p_request_id: params.id, p_note: body.note }, onRequestOrganization);
-    return c.json(request);
-  },
+  security: bearerAuth,
+  middleware: [signedIn, requireJson] as const,
+  request: { params: RequestParams, query: NoQuery, body: jsonBody(RejectBody) },
+  responses: { 200: json(UpgradeRequest, "The rejected request"), ...problems(400, 401, 403, 404, 409, 413, 415, 503) },
+});
+
+export const rejectUpgradeRequest = createApi().openapi(rejectRoute, async (c) => {
+  const request = await callWriteRpc<"reject_upgrade_request", Request>(
+    c,
+    supabaseForRequest(c),
+    "reject_upgrade_request",
+    { p_request_id: c.req.valid("param").id, p_note: c.req.valid("json").note },
+    onRequestOrganization,
+  );
+  return c.json(request, 200);
 });
