@@ -4,9 +4,9 @@ import type { Context } from "hono";
 /** `limit` and `offset` query parameters, with the endpoint's default page size. */
 export const paginationQuery = (defaultLimit: number) =>
   z.strictObject({
-    limit: z.coerce.number({ error: "must be a number" }).int().min(1).max(200).default(defaultLimit)
+    limit: z.coerce.number<string | number>({ error: "must be a number" }).int().min(1).max(200).default(defaultLimit)
       .openapi({ param: { description: `page size (default ${defaultLimit}, at most 200)` } }),
-    offset: z.coerce.number({ error: "must be a number" }).int().min(0).max(1_000_000).default(0)
+    offset: z.coerce.number<string | number>({ error: "must be a number" }).int().min(0).max(1_000_000).default(0)
       .openapi({ param: { description: "how many to skip" } }),
   });
 
