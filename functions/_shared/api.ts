@@ -84,8 +84,18 @@ export function jsonBody<T extends z.ZodType>(schema: T, description?: string) {
   return { required: true, ...(description ? { description } : {}), content: { "application/json": { schema } } };
 }
 
-/** Routes without query parameters refuse any (a typo in a parameter name is a 400, not ignored). */
-export const NoQuery = z.strictObject({});
+const NoQuery = z.strictObject({});
+
+/**
+ * For routes without query parameters: any is a 400 (a typo in a parameter name is an error, not
+ * silently ignored). A middleware rather than a request schema, so the typed client does not ask
+ * for an empty `query`.
+ */
+export const noQueryParameters: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const result = NoQuery.safeParse(Object.fromEntries(new URL(c.req.url).searchParams));
+  if (!result.success) throw invalidInput("query", result.error);
+  return next();
+};
 
 type Security = Array<Record<string, string[]>>;
 export const bearerAuth: Security = [{ bearerAuth: [] }];

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createApi, json, NoQuery, problems } from "../_shared/api.ts";
+import { createApi, json, noQueryParameters, problems } from "../_shared/api.ts";
 import { dependencyDown } from "../_shared/errors.ts";
 import { redisClient } from "../_shared/redis.ts";
 import { supabaseAsCaller } from "../_shared/supabase.ts";
@@ -24,7 +24,8 @@ const route = createRoute({
   operationId: "getHealth",
   summary: "Are the database (through PostgREST) and the cache reachable?",
   tags: ["service"],
-  request: { query: NoQuery },
+  
+  middleware: [noQueryParameters] as const,
   responses: {
     200: json(z.object({ status: z.literal("ok"), checks: z.object({ database: CheckResult, cache: CheckResult }) }), "Both up"),
     ...problems(503),

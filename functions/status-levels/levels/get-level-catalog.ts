@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createApi, json, NoQuery } from "../../_shared/api.ts";
+import { createApi, json, noQueryParameters } from "../../_shared/api.ts";
 import { Level } from "../../_shared/schemas.ts";
 
 const Catalog = z.object({
@@ -63,7 +63,8 @@ const route = createRoute({
   operationId: "getLevelCatalog",
   summary: "The level catalog (public)",
   tags: ["levels"],
-  request: { query: NoQuery },
+  
+  middleware: [noQueryParameters] as const,
   responses: { 200: json(Catalog, "Every level and how it is obtained") },
 });
 

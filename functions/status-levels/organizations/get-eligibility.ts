@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, NoQuery, problems } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { forbidden } from "../../_shared/errors.ts";
 import { loadOrganizationStatus } from "../../_shared/organization-status.ts";
@@ -23,8 +23,8 @@ const route = createRoute({
     "is met and what is missing (`level_c_checklist`). Members and platform admins.",
   tags: ["organizations"],
   security: bearerAuth,
-  middleware: [signedIn] as const,
-  request: { params: OrganizationParams, query: NoQuery },
+  middleware: [signedIn, noQueryParameters] as const,
+  request: { params: OrganizationParams },
   responses: { 200: json(Eligibility, "Level C's criteria and the way to the next level"), ...problems(400, 401, 403, 404, 503) },
 });
 

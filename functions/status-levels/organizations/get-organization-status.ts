@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { createApi, json, NoQuery, optionalBearerAuth, problems } from "../../_shared/api.ts";
+import { createApi, json, noQueryParameters, optionalBearerAuth, problems } from "../../_shared/api.ts";
 import { signedInOrAnonymous } from "../../_shared/auth.ts";
 import { loadOrganizationStatus } from "../../_shared/organization-status.ts";
 import { OrganizationParams, OrganizationStatus } from "./schemas.ts";
@@ -15,8 +15,8 @@ const route = createRoute({
     "(current and active levels) of a public organization. Served from the cache when possible (`x-cache`).",
   tags: ["organizations"],
   security: optionalBearerAuth,
-  middleware: [signedInOrAnonymous] as const,
-  request: { params: OrganizationParams, query: NoQuery },
+  middleware: [signedInOrAnonymous, noQueryParameters] as const,
+  request: { params: OrganizationParams },
   responses: {
     200: json(OrganizationStatus, "The status view", { "x-cache": "hit, miss or bypass" }),
     ...problems(400, 401, 404, 503),

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc } from "../../_shared/rpc.ts";
 import { supabaseForRequest } from "../../_shared/supabase.ts";
@@ -15,8 +15,8 @@ const route = createRoute({
     "still a 200, as it always was. Revoking B leaves C alone. The reason is required (audit).",
   tags: ["levels"],
   security: bearerAuth,
-  middleware: [signedIn, requireJson] as const,
-  request: { params: OrganizationParams, query: NoQuery, body: jsonBody(RevokeBody) },
+  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  request: { params: OrganizationParams, body: jsonBody(RevokeBody) },
   responses: { 200: json(RevokeResult, "Whether a level was active and is now revoked"), ...problems(400, 401, 403, 404, 413, 415, 503) },
 });
 

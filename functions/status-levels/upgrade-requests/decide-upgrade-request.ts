@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, NoQuery, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, type WriteScope } from "../../_shared/rpc.ts";
 import { supabaseForRequest } from "../../_shared/supabase.ts";
@@ -18,8 +18,8 @@ const cancelRoute = createRoute({
   summary: "Cancel a pending request (the requester, or an owner or admin of the organization)",
   tags: ["upgrade requests"],
   security: bearerAuth,
-  middleware: [signedIn] as const,
-  request: { params: RequestParams, query: NoQuery },
+  middleware: [signedIn, noQueryParameters] as const,
+  request: { params: RequestParams },
   responses: { 200: json(UpgradeRequest, "The cancelled request"), ...problems(400, 401, 403, 404, 409, 503) },
 });
 
@@ -46,8 +46,8 @@ const approveRoute = createRoute({
     "refused - e.g. C criteria not met - nothing changes and the request stays pending.",
   tags: ["upgrade requests"],
   security: bearerAuth,
-  middleware: [signedIn, requireJson] as const,
-  request: { params: RequestParams, query: NoQuery, body: jsonBody(ApproveBody) },
+  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  request: { params: RequestParams, body: jsonBody(ApproveBody) },
   responses: { 200: json(Approval, "The approved request and the level"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503) },
 });
 
@@ -69,8 +69,8 @@ const rejectRoute = createRoute({
   summary: "Reject a pending request with a note (platform admins)",
   tags: ["upgrade requests"],
   security: bearerAuth,
-  middleware: [signedIn, requireJson] as const,
-  request: { params: RequestParams, query: NoQuery, body: jsonBody(RejectBody) },
+  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  request: { params: RequestParams, body: jsonBody(RejectBody) },
   responses: { 200: json(UpgradeRequest, "The rejected request"), ...problems(400, 401, 403, 404, 409, 413, 415, 503) },
 });
 
