@@ -6,8 +6,11 @@ import { z } from "@hono/zod-openapi";
  * are a 400); response schemas are checked against what is sent (see response-check.ts).
  */
 
-/** Lowercased as it is parsed, so one organization makes one cache key whatever case a client sends. */
-export const Uuid = z.uuid({ error: "must be a UUID" }).toLowerCase();
+/**
+ * Any id Postgres takes as a uuid (8-4-4-4-12 hex digits, whatever its version), lowercased as it
+ * is parsed, so one organization makes one cache key whatever case a client sends.
+ */
+export const Uuid = z.guid({ error: "must be a UUID" }).toLowerCase();
 export const Level = z.enum(["A", "B", "C"], { error: "must be A, B or C" });
 export const CurrentLevel = z.enum(["0", "A", "B", "C"]);
 /**

@@ -6,9 +6,22 @@ import { config, type Env } from "./env.ts";
 
 export type Db = SupabaseClient<Database>;
 
-/** fetch with the dependency time limit, so a stuck PostgREST gives a 503 instead of a hang. */
-function timedFetch(timeoutMs: number): typeof fetch {
-  return (input, init) => fetch(input, { ...init, signal: init?.signal ?? AbortSignal.timeout(timeoutMs) });
+/** Time between the last moment a statement may start and the Worker's own time limit, beyond the statement timeout. */
+const startMarginMs = 250;
+
+/**
+ * fetch with the dependency time limit, so a stuck PostgREST gives a 503 instead of a hang. Each
+ * call also says until when the database may start it (`x-status-levels-not-after`, epoch ms):
+ * after that, a statement could still be running, and commit, when this call has given up; the
+ * write functions refuse it (`private.refuse_expired_request`), so a 503 from a timeout never
+ * hides a write that commits later.
+ */
+function timedFetch(timeoutMs: number, statementTimeoutMs: number): typeof fetch {
+  return (input, init) => {
+    const headers = new Headers(init?.headers);
+    headers.set("x-status-levels-not-after", String(Date.now() + timeoutMs - statementTimeoutMs - startMarginMs));
+    return fetch(input, { ...init, headers, signal: init?.signal ?? AbortSignal.timeout(timeoutMs) });
+  };
 }
 
 /**
@@ -22,7 +35,7 @@ const maxClients = 256;
 
 function client(env: Env, bearer: string): Db {
   const cfg = config(env);
-  const key = `${cfg.SUPABASE_URL}\n${cfg.SUPABASE_ANON_KEY}\n${cfg.DEPENDENCY_TIMEOUT_MS}\n${bearer}`;
+  const key = `${cfg.SUPABASE_URL}\n${cfg.SUPABASE_ANON_KEY}\n${cfg.DEPENDENCY_TIMEOUT_MS}\n${cfg.DATABASE_STATEMENT_TIMEOUT_MS}\n${bearer}`;
   const known = clients.get(key);
   if (known) {
     clients.delete(key);
@@ -31,7 +44,7 @@ function client(env: Env, bearer: string): Db {
   }
   const created = createClient<Database>(cfg.SUPABASE_URL, cfg.SUPABASE_ANON_KEY, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    global: { headers: { Authorization: `Bearer ${bearer}` }, fetch: timedFetch(cfg.DEPENDENCY_TIMEOUT_MS) },
+    global: { headers: { Authorization: `Bearer ${bearer}` }, fetch: timedFetch(cfg.DEPENDENCY_TIMEOUT_MS, cfg.DATABASE_STATEMENT_TIMEOUT_MS) },
   });
   clients.set(key, created);
   if (clients.size > maxClients) clients.delete(clients.keys().next().value!);

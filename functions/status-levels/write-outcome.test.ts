@@ -110,3 +110,19 @@ describe("a write whose outcome is unknown still invalidates the cached status",
     expect((await call(`/status-levels/organizations/${bystander.orgId}`, { token: bystander.member.token }, env)).headers.get("x-cache")).toBe("miss");
   });
 });
+
+describe("a write the Worker has given up on never starts in the database", () => {
+  it("tells the database until when a call may start; one that would start later is refused (503 request_expired) and changes nothing", async () => {
+    const p = await fixtures.orgWithPeople();
+    // 4.1 s for the Worker and 4 s for a statement leave no time to start one: the database refuses at once.
+    const noTimeToStart = { DEPENDENCY_TIMEOUT_MS: "4100", DATABASE_STATEMENT_TIMEOUT_MS: "4000" };
+    const refused = await call(`/status-levels/organizations/${p.orgId}/grant`, { method: "POST", token: p.platformAdmin.token, json: { level: "B" } }, noTimeToStart);
+    const problem = await expectProblem(refused, 503, "request_expired");
+    expect(problem.detail).toMatch(/nothing was changed/);
+    expect(await activeLevels(p.orgId)).toEqual([]);
+    // With the defaults there is time, and the same call goes through.
+    const granted = await call(`/status-levels/organizations/${p.orgId}/grant`, { method: "POST", token: p.platformAdmin.token, json: { level: "B" } });
+    expect(granted.status).toBe(201);
+    expect(await activeLevels(p.orgId)).toEqual(["B"]);
+  });
+});

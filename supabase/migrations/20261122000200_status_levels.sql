@@ -142,7 +142,8 @@ create table public.subscription_events (
   occurred_at timestamptz not null,
   current_period_end timestamptz,
   grace_days integer not null default 14 check (grace_days between 1 and 90),
-  source text not null default 'webhook' check (source in ('webhook', 'service')),
+  -- baseline: the platform's record of the subscription before its first event (see apply_subscription_event).
+  source text not null default 'webhook' check (source in ('webhook', 'service', 'baseline')),
   outcome text not null default 'applied' check (outcome in ('applied', 'stale')),
   effects jsonb not null default '[]'::jsonb,
   reply jsonb,

@@ -18,6 +18,28 @@ begin
 end;
 $$;
 
+-- A write the Worker has given up on must not start: the Worker sends, with every call, the
+-- last moment a statement may start and still end (commit or be cancelled by the API roles'
+-- statement timeout) before the Worker's own time limit. A call that waited longer than that for
+-- a PostgREST connection is refused here, before it changes anything, so a client that got 503
+-- from the Worker never sees the write commit later. Callers that do not send the header (direct
+-- PostgREST clients) are not affected.
+create or replace function private.refuse_expired_request()
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  not_after text := nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-status-levels-not-after';
+begin
+  if not_after ~ '^\d{12,14}$' and clock_timestamp() > to_timestamp(not_after::bigint / 1000.0) then
+    perform private.fail(503, 'request_expired',
+      'the request waited too long for the database and was not carried out; nothing was changed, try again');
+  end if;
+end;
+$$;
+
 -- The system: the service role (the daily job, subscription events) or a direct database
 -- session of the platform's own backend (no JWT claims, a superuser login). Never an API user.
 create or replace function private.is_system()
@@ -599,6 +621,7 @@ security definer
 set search_path = ''
 as $$
 begin
+  perform private.refuse_expired_request();
   perform private.require_level(p_level);
   perform private.require_level_admin(p_level);
   return private.level_json(
@@ -616,6 +639,7 @@ security definer
 set search_path = ''
 as $$
 begin
+  perform private.refuse_expired_request();
   perform private.require_level(p_level);
   perform private.require_level_admin(p_level);
   if p_reason is null or p_reason !~ '\S' then
@@ -637,6 +661,7 @@ security definer
 set search_path = ''
 as $$
 begin
+  perform private.refuse_expired_request();
   perform private.require_level_admin('B');
   return private.level_json(private.renew_level_b(p_organization_id, p_notes, private.actor()), true);
 end;
@@ -658,6 +683,7 @@ declare
   current_row public.organization_status_levels;
   updated public.organization_status_levels;
 begin
+  perform private.refuse_expired_request();
   perform private.require_level(p_level, array['A', 'B', 'C']);
   perform private.require_level_admin(p_level);
   if p_level = 'C' then

@@ -126,6 +126,7 @@ declare
   created public.upgrade_requests;
   actor uuid := auth.uid();
 begin
+  perform private.refuse_expired_request();
   perform private.require_organization(p_organization_id);
   if actor is null or not private.can_manage_org(p_organization_id) then
     perform private.fail(403, 'not_allowed', 'only owners and admins of the organization can ask for an upgrade');
@@ -190,9 +191,11 @@ security definer
 set search_path = ''
 as $$
 declare
-  r public.upgrade_requests := private.lock_request(p_request_id);
+  r public.upgrade_requests;
   actor uuid := auth.uid();
 begin
+  perform private.refuse_expired_request();
+  r := private.lock_request(p_request_id);
   if actor is null or not (r.requested_by = actor or private.can_manage_org(r.organization_id)) then
     perform private.fail(403, 'not_allowed', 'only the requester or an owner or admin of the organization can cancel it');
   end if;
@@ -217,6 +220,7 @@ declare
   granted public.organization_status_levels;
   actor uuid := auth.uid();
 begin
+  perform private.refuse_expired_request();
   if not private.is_platform_admin() then
     perform private.fail(403, 'not_allowed', 'only platform admins can approve upgrade requests');
   end if;
@@ -256,6 +260,7 @@ declare
   r public.upgrade_requests;
   actor uuid := auth.uid();
 begin
+  perform private.refuse_expired_request();
   if not private.is_platform_admin() then
     perform private.fail(403, 'not_allowed', 'only platform admins can reject upgrade requests');
   end if;

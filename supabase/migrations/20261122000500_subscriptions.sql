@@ -28,6 +28,8 @@ set search_path = ''
 as $$
 declare
   e record;
+  -- Paid at some point: only then does a failed payment open a grace period.
+  was_entitled boolean := false;
 begin
   status := null; current_period_end := null; grace_started_at := null; grace_until := null;
   for e in
@@ -37,13 +39,19 @@ begin
       current_period_end := coalesce(e.current_period_end, current_period_end);
       grace_started_at := null;
       grace_until := null;
+      was_entitled := true;
     elsif e.status = 'past_due' then
-      -- One grace period per episode: only an active event (above) ends it.
-      if grace_started_at is null then
+      -- The platform's own record of a subscription before its first event (source baseline)
+      -- counts as having paid: it could not be past due otherwise.
+      was_entitled := was_entitled or e.source = 'baseline';
+      -- One grace period per episode, from the first past_due after the subscription was
+      -- entitled: only an active event (above) ends it.
+      if grace_started_at is null and was_entitled then
         grace_started_at := e.occurred_at;
         grace_until := e.occurred_at + make_interval(days => e.grace_days);
       end if;
     end if;
+    current_period_end := coalesce(current_period_end, case when e.source = 'baseline' then e.current_period_end end);
     status := e.status;
     last_event_at := e.occurred_at;
     last_event_id := e.event_id;
@@ -64,7 +72,7 @@ as $$
   select case
     when status = 'active' then current_period_end
     when status = 'past_due' then greatest(current_period_end, grace_until)
-    when status in ('canceled', 'unpaid') and grace_until > as_of then grace_until
+    when status in ('canceled', 'unpaid', 'incomplete') and grace_until > as_of then grace_until
     else null
   end
 $$;
@@ -179,6 +187,7 @@ declare
   old_grace timestamptz;
   applied_effects jsonb;
   level_a_id uuid;
+  created_id uuid;
   answer jsonb;
 begin
   if p_status is null or p_status not in ('active', 'past_due', 'canceled', 'unpaid', 'incomplete') then
@@ -214,10 +223,24 @@ begin
 
   insert into public.subscriptions (organization_id, provider_subscription_id, status, current_period_end)
   values (p_organization_id, p_provider_subscription_id, p_status, p_current_period_end)
-  on conflict (provider_subscription_id) do nothing;
+  on conflict (provider_subscription_id) do nothing
+  returning id into created_id;
   select * into sub from public.subscriptions where provider_subscription_id = p_provider_subscription_id for update;
   if sub.organization_id <> p_organization_id then
     perform private.fail(422, 'subscription_mismatch', 'this subscription belongs to another organization');
+  end if;
+  -- A subscription the platform recorded before its first event (as every existing one is where
+  -- this service is deployed): its state is the fold's starting point, as a baseline event, so
+  -- the first event does not forget the paid period (a first past_due keeps A to the period end).
+  if created_id is null and not exists (select 1 from public.subscription_events where subscription_id = sub.id) then
+    insert into public.subscription_events (event_id, subscription_id, organization_id, status, occurred_at, current_period_end, grace_days, source, outcome)
+    values ('baseline:' || sub.id, sub.id, sub.organization_id, sub.status,
+            case when sub.status = 'past_due' then coalesce(sub.grace_started_at, sub.updated_at) else '-infinity' end,
+            sub.current_period_end,
+            case when sub.status = 'past_due' and sub.grace_started_at is not null and sub.grace_until is not null
+                 then least(greatest(round(extract(epoch from sub.grace_until - sub.grace_started_at) / 86400), 1), 90)::integer
+                 else 14 end,
+            'baseline', 'applied');
   end if;
 
   was_newest := sub.last_event_at is null or (p_occurred_at, p_event_id) > (sub.last_event_at, sub.last_event_id);
@@ -292,6 +315,7 @@ security definer
 set search_path = ''
 as $$
 begin
+  perform private.refuse_expired_request();
   perform private.require_system();
   if nullif(btrim(p_event_id), '') is null or char_length(p_event_id) > 200 then
     perform private.fail(400, 'invalid_event_id', 'event_id must be 1 to 200 characters');

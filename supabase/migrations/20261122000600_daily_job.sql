@@ -504,6 +504,7 @@ as $$
 declare
   n integer;
 begin
+  perform private.refuse_expired_request();
   if auth.uid() is null then
     perform private.fail(401, 'unauthorized', 'sign in to mark notifications as read');
   end if;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { exec, fixtures, sql } from "../../scripts/test/node-harness.ts";
+import { exec, fixtures, sql, stack } from "../../scripts/test/node-harness.ts";
 import type { TestUser } from "../../scripts/test/fixtures.ts";
 import {
   DAY,
@@ -397,5 +397,31 @@ describe("operations racing the daily job's expiry of the same lapsed row", () =
     const res = await whileTheJobExpires(o.orgId, () => rpc(o.owner.token, "create_upgrade_request", { p_organization_id: o.orgId, p_target_level: "C" }));
     expectApiError(res, 422, "level_c_requires_b");
     expect(await requestsOf(o.orgId)).toEqual([]);
+  });
+});
+
+describe("writes the Worker has given up on", () => {
+  it("a write function refuses to start after the moment the caller sent (x-status-levels-not-after): 503 request_expired, nothing written; without the header it runs", async () => {
+    const orgId = await fixtures.organization();
+    const [admin] = await platformAdmins(1);
+    const grantB = (headers: Record<string, string>) =>
+      fetch(`${stack.supabaseUrl}/rest/v1/rpc/grant_status_level`, {
+        method: "POST",
+        headers: { apikey: stack.anonKey, authorization: `Bearer ${admin!.token}`, "content-type": "application/json", ...headers },
+        body: JSON.stringify({ p_organization_id: orgId, p_level: "B" }),
+      });
+    const late = await grantB({ "x-status-levels-not-after": String(Date.now() - 1000) });
+    expect(late.status).toBe(503);
+    expect(await late.json()).toMatchObject({ code: "PT503", message: expect.stringMatching(/^request_expired: /) });
+    expect(await levelsOf(orgId)).toEqual([]);
+    expect(await historyOf(orgId)).toEqual([]);
+    const inTime = await grantB({ "x-status-levels-not-after": String(Date.now() + 60_000) });
+    expect(inTime.status).toBe(200);
+    const revoke = await fetch(`${stack.supabaseUrl}/rest/v1/rpc/revoke_status_level`, {
+      method: "POST",
+      headers: { apikey: stack.anonKey, authorization: `Bearer ${admin!.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ p_organization_id: orgId, p_level: "B", p_reason: "no header: a direct caller" }),
+    });
+    expect(await revoke.json()).toBe(true);
   });
 });

@@ -363,3 +363,40 @@ describe("event ids", () => {
     expect([await counts(orgId), await counts(other)]).toEqual(before);
   });
 });
+
+describe("subscriptions the platform had before their first event", () => {
+  it("a first past_due keeps level A to the paid period's end and keeps the period end on the subscription (the platform's record is the fold's baseline)", async () => {
+    const orgId = await fixtures.organization();
+    const periodEnd = new Date(Date.now() + 25 * day);
+    const sub = await fixtures.subscription(orgId, { status: "active", currentPeriodEnd: periodEnd });
+    expect((await sql`select public.ensure_level_a(${orgId}, ${sub.id}) as r`)[0]!.r).toBe("granted");
+    const failedAt = new Date(Date.now() - 60_000);
+    const r = await apply(orgId, sub.providerId, { id: `evt_${crypto.randomUUID()}`, status: "past_due", occurredAt: failedAt, periodEnd: null });
+    expect(r).toMatchObject({ outcome: "applied", status: "past_due" });
+    const [row] = await sql`select status, current_period_end, grace_until from public.subscriptions where id = ${sub.id}`;
+    expect(row!.current_period_end.getTime()).toBe(periodEnd.getTime());
+    expect(row!.grace_until.getTime()).toBe(failedAt.getTime() + 14 * day);
+    const [a] = await sql`select valid_until, in_grace from public.organization_status_levels where organization_id = ${orgId} and level = 'A' and is_active`;
+    expect(a).toMatchObject({ valid_until: periodEnd, in_grace: true });
+  });
+
+  it("a subscription that never paid gets no grace period from a past_due, so no level A; incomplete during a running grace keeps A like canceled and unpaid", async () => {
+    const neverPaid = await fixtures.organization();
+    for (const first of ["past_due", "incomplete"] as const) {
+      await apply(neverPaid, `sub_np_${first}_${neverPaid}`, { id: `evt_${crypto.randomUUID()}`, status: first as Ev["status"], occurredAt: new Date(Date.now() - 2 * day), periodEnd: null });
+    }
+    await apply(neverPaid, `sub_np_incomplete_${neverPaid}`, { id: `evt_${crypto.randomUUID()}`, status: "past_due", occurredAt: new Date(Date.now() - day), periodEnd: null });
+    const subs = await sql`select grace_until from public.subscriptions where organization_id = ${neverPaid}`;
+    expect(subs.map((s) => s.grace_until)).toEqual([null, null]);
+    expect((await sql`select public.get_current_status_level(${neverPaid}) as l`)[0]!.l).toBe("0");
+
+    const inGrace = await fixtures.organization();
+    const subId = `sub_${inGrace}`;
+    const now = Date.now();
+    await apply(inGrace, subId, { id: `e1_${inGrace}`, status: "active", occurredAt: new Date(now - 35 * day), periodEnd: new Date(now - 5 * day) });
+    await apply(inGrace, subId, { id: `e2_${inGrace}`, status: "past_due", occurredAt: new Date(now - 5 * day), periodEnd: null });
+    await apply(inGrace, subId, { id: `e3_${inGrace}`, status: "incomplete" as Ev["status"], occurredAt: new Date(now - day), periodEnd: null });
+    const [a] = await sql`select valid_until from public.organization_status_levels where organization_id = ${inGrace} and level = 'A' and is_active and valid_until > now()`;
+    expect(a!.valid_until.getTime()).toBe(now - 5 * day + 14 * day);
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { body, call, deadUrl, expectProblem, fixtures, restRequestsFor } from "../../_test/harness.ts";
+import { body, call, deadUrl, exec, expectProblem, fixtures, restRequestsFor } from "../../_test/harness.ts";
 
 describe("GET /status-levels/organizations/{id}", () => {
   it("gives members and platform admins the full view, with can_manage for owners, admins and platform admins", async () => {
@@ -16,6 +16,16 @@ describe("GET /status-levels/organizations/{id}", () => {
       expect(view.active_levels[0]).toHaveProperty("notes");
       expect(view).not.toHaveProperty("viewer");
     }
+  });
+
+  it("reaches an organization whose id is any uuid Postgres takes, not only an RFC 4122 version 4 one", async () => {
+    // Version 1 digit and a variant outside RFC 4122: the platform's ids need not come from gen_random_uuid().
+    const hex = crypto.randomUUID().replace(/-/g, "");
+    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-1${hex.slice(13, 16)}-1${hex.slice(17, 20)}-${hex.slice(20)}`;
+    await exec("insert into public.organizations (id, name) values ($1, 'Old id')", [id]);
+    const res = await call(`/status-levels/organizations/${id.toUpperCase()}`);
+    expect(res.status).toBe(200);
+    expect(await body(res)).toMatchObject({ organization_id: id, current_level: "0" });
   });
 
   it("gives outsiders and anonymous callers the public projection only", async () => {

@@ -72,6 +72,16 @@ describe("POST /status-levels/subscriptions/events: the state machine", () => {
     expect(s.history).toEqual(["granted", "grace_started", "validity_updated"]);
   });
 
+  it("accepts current_period_end null as well as absent (a payments service that writes nulls)", async () => {
+    const orgId = await fixtures.organization();
+    const now = Date.now();
+    await postSignedEvent(event(orgId, `sub_${crypto.randomUUID()}`, "active", now - 10 * day, now + 20 * day));
+    const sub = (await exec<{ provider_subscription_id: string }>("select provider_subscription_id from public.subscriptions where organization_id = $1", [orgId]))[0]!;
+    const res = await postSignedEvent({ ...event(orgId, sub.provider_subscription_id, "canceled", now - 60_000), current_period_end: null });
+    expect(res.status).toBe(200);
+    expect(await body(res)).toMatchObject({ outcome: "applied", status: "canceled", action: null, status_level_id: null });
+  });
+
   it("canceled with no grace running revokes A now", async () => {
     const orgId = await fixtures.organization();
     const now = Date.now();

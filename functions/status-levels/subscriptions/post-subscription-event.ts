@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { createApi, json, jsonBody, NoQuery, problems, requireJson, webhookSignature } from "../../_shared/api.ts";
+import { createApi, json, jsonBody, noQueryParameters, problems, requireJson, webhookSignature } from "../../_shared/api.ts";
 import type { AppEnv } from "../../_shared/app-env.ts";
 import { constantTimeEqual, hmacSha256Hex } from "../../_shared/crypto.ts";
 import { config } from "../../_shared/env.ts";
@@ -20,7 +20,7 @@ export const SubscriptionEvent = z.strictObject({
   organization_id: Uuid,
   status: z.enum(["active", "past_due", "canceled", "unpaid", "incomplete"]),
   occurred_at: Timestamp.describe("when it happened at the provider (orders events; grace starts here)"),
-  current_period_end: Timestamp.optional().describe("required with status active"),
+  current_period_end: Timestamp.nullish().describe("required with status active; null or absent otherwise"),
 });
 
 const Outcome = z.object({
@@ -74,8 +74,8 @@ const route = createRoute({
     "grace from occurred_at; canceled/unpaid -> until a running grace ends.",
   tags: ["subscriptions"],
   security: webhookSignature,
-  middleware: [signedByPaymentsService, requireJson] as const,
-  request: { query: NoQuery, body: jsonBody(SubscriptionEvent) },
+  middleware: [signedByPaymentsService, noQueryParameters, requireJson] as const,
+  request: { body: jsonBody(SubscriptionEvent) },
   responses: { 200: json(Outcome, "What the event did"), ...problems(400, 401, 404, 409, 413, 415, 422, 503) },
 });
 
@@ -92,7 +92,7 @@ export const postSubscriptionEvent = createApi().openapi(route, async (c) => {
       p_organization_id: event.organization_id,
       p_status: event.status,
       p_occurred_at: event.occurred_at,
-      p_current_period_end: event.current_period_end,
+      p_current_period_end: event.current_period_end ?? undefined,
     },
     { organization: event.organization_id, changed: (applied) => (applied.effects.length > 0 ? [event.organization_id] : []) },
   );
