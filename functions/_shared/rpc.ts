@@ -3,7 +3,7 @@ import type { AppEnv } from "./app-env.ts";
 import { invalidateAllOrganizations, invalidateOrganizations } from "./cache.ts";
 import type { Database, Json } from "./database.types.ts";
 import { ApiError, fromDbError } from "./errors.ts";
-import type { Db } from "./supabase.ts";
+import { supabaseForRequest, type Db } from "./supabase.ts";
 
 type Functions = Database["public"]["Functions"];
 export type RpcName = keyof Functions;
@@ -39,7 +39,7 @@ export interface WriteScope<R> {
 export const onOrganization = (organizationId: string): WriteScope<unknown> => ({ organization: organizationId, changed: () => [organizationId] });
 
 /**
- * Calls a write RPC, then invalidates the cached status of what it changed - also when its outcome
+ * Calls a write RPC (as this request's caller unless another client is given), then invalidates the cached status of what it changed - also when its outcome
  * is unknown (the 503 path: the call timed out or the connection failed, and the database may
  * have committed it all the same), before the 503 is answered.
  *
@@ -56,10 +56,10 @@ export const onOrganization = (organizationId: string): WriteScope<unknown> => (
  */
 export async function callWriteRpc<F extends RpcName, T = RpcResult<F>>(
   c: Context<AppEnv>,
-  db: Db,
   fn: F,
   args: RpcArgs<F>,
   scope: WriteScope<Narrowed<F, T>>,
+  db: Db = supabaseForRequest(c),
 ): Promise<Narrowed<F, T>> {
   let result: Narrowed<F, T>;
   try {

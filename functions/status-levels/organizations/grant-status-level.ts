@@ -2,7 +2,6 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { GrantBody, LevelRow, OrganizationParams } from "./schemas.ts";
 
 const route = createRoute({
@@ -25,7 +24,6 @@ export const grantStatusLevel = createApi().openapi(route, async (c) => {
   const body = c.req.valid("json");
   const row = await callWriteRpc<"grant_status_level", z.infer<typeof LevelRow>>(
     c,
-    supabaseForRequest(c),
     "grant_status_level",
     { p_organization_id: id, p_level: body.level, p_valid_until: body.valid_until, p_subscription_id: body.subscription_id, p_notes: body.notes },
     onOrganization(id),

@@ -2,7 +2,6 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { LevelRow, OrganizationParams, RenewBody } from "./schemas.ts";
 
 const route = createRoute({
@@ -22,7 +21,6 @@ export const renewStatusLevelB = createApi().openapi(route, async (c) => {
   const { id } = c.req.valid("param");
   const row = await callWriteRpc<"renew_status_level_b", z.infer<typeof LevelRow>>(
     c,
-    supabaseForRequest(c),
     "renew_status_level_b",
     { p_organization_id: id, p_notes: c.req.valid("json").notes },
     onOrganization(id),

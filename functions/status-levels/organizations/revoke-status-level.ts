@@ -2,7 +2,6 @@ import { createRoute } from "@hono/zod-openapi";
 import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc } from "../../_shared/rpc.ts";
-import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { OrganizationParams, RevokeBody, RevokeResult } from "./schemas.ts";
 
 const route = createRoute({
@@ -25,7 +24,6 @@ export const revokeStatusLevel = createApi().openapi(route, async (c) => {
   const { level, reason } = c.req.valid("json");
   const success = await callWriteRpc(
     c,
-    supabaseForRequest(c),
     "revoke_status_level",
     { p_organization_id: id, p_level: level, p_reason: reason },
     { organization: id, changed: (wasActive) => (wasActive ? [id] : []) },

@@ -2,7 +2,6 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { LevelRow, OrganizationParams, ValidityBody } from "./schemas.ts";
 
 const route = createRoute({
@@ -22,7 +21,6 @@ export const updateStatusValidity = createApi().openapi(route, async (c) => {
   const body = c.req.valid("json");
   const row = await callWriteRpc<"update_status_validity", z.infer<typeof LevelRow>>(
     c,
-    supabaseForRequest(c),
     "update_status_validity",
     { p_organization_id: id, p_level: body.level, p_valid_until: body.valid_until, p_reason: body.reason },
     onOrganization(id),

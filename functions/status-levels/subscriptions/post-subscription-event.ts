@@ -84,7 +84,6 @@ export const postSubscriptionEvent = createApi().openapi(route, async (c) => {
   c.get("logFields").event_id = event.id;
   const result = await callWriteRpc<"apply_subscription_event", z.infer<typeof Outcome>>(
     c,
-    supabaseAsService(c.env),
     "apply_subscription_event",
     {
       p_event_id: event.id,
@@ -95,6 +94,7 @@ export const postSubscriptionEvent = createApi().openapi(route, async (c) => {
       p_current_period_end: event.current_period_end ?? undefined,
     },
     { organization: event.organization_id, changed: (applied) => (applied.effects.length > 0 ? [event.organization_id] : []) },
+    supabaseAsService(c.env),
   );
   c.get("logFields").outcome = result.outcome;
   return c.json(result, 200);

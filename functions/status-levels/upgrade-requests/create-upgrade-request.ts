@@ -2,7 +2,6 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
-import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { CreateUpgradeRequestBody, UpgradeRequest } from "./schemas.ts";
 
 const route = createRoute({
@@ -25,7 +24,6 @@ export const createUpgradeRequest = createApi().openapi(route, async (c) => {
   const body = c.req.valid("json");
   const request = await callWriteRpc<"create_upgrade_request", z.infer<typeof UpgradeRequest>>(
     c,
-    supabaseForRequest(c),
     "create_upgrade_request",
     { p_organization_id: body.organization_id, p_target_level: body.target_level, p_message: body.message, p_evidence_urls: body.evidence_urls },
     onOrganization(body.organization_id),

@@ -2,7 +2,6 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, type WriteScope } from "../../_shared/rpc.ts";
-import { supabaseForRequest } from "../../_shared/supabase.ts";
 import { LevelRow } from "../organizations/schemas.ts";
 import { ApproveBody, RejectBody, RequestParams, UpgradeRequest } from "./schemas.ts";
 
@@ -26,7 +25,6 @@ const cancelRoute = createRoute({
 export const cancelUpgradeRequest = createApi().openapi(cancelRoute, async (c) => {
   const request = await callWriteRpc<"cancel_upgrade_request", Request>(
     c,
-    supabaseForRequest(c),
     "cancel_upgrade_request",
     { p_request_id: c.req.valid("param").id },
     onRequestOrganization,
@@ -54,7 +52,6 @@ const approveRoute = createRoute({
 export const approveUpgradeRequest = createApi().openapi(approveRoute, async (c) => {
   const approval = await callWriteRpc<"approve_upgrade_request", z.infer<typeof Approval>>(
     c,
-    supabaseForRequest(c),
     "approve_upgrade_request",
     { p_request_id: c.req.valid("param").id, p_notes: c.req.valid("json").notes },
     { organization: null, changed: (approved) => [approved.request.organization_id] },
@@ -77,7 +74,6 @@ const rejectRoute = createRoute({
 export const rejectUpgradeRequest = createApi().openapi(rejectRoute, async (c) => {
   const request = await callWriteRpc<"reject_upgrade_request", Request>(
     c,
-    supabaseForRequest(c),
     "reject_upgrade_request",
     { p_request_id: c.req.valid("param").id, p_note: c.req.valid("json").note },
     onRequestOrganization,
