@@ -48,11 +48,11 @@ export async function runDbBench(stack: StackInfo, options: DbBenchOptions): Pro
       method: "POST",
       headers: { apikey: stack.anonKey, authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify({ p_organization_id: target }),
-    })).json()) as { criteria: { reviews_last_12_months: { value: number } } };
+    })).json()) as { criteria: { review_count: number } };
     const [{ direct }] = (await sql`
       select count(*)::int as direct from public.reviews
       where organization_id = ${target} and status = 'published' and published_at >= now() - interval '12 months' and published_at <= now()`) as unknown as [{ direct: number }];
-    out.push(`Check: reviews in 12 months by the RPC ${format(check.criteria.reviews_last_12_months.value)}, by a direct count ${format(direct)}.`);
+    out.push(`Check: reviews in 12 months by the RPC ${format(check.criteria.review_count)}, by a direct count ${format(direct)}.`);
 
     // Three paths to the same RPCs: PostgREST itself (what the target is about), the local API
     // gateway in front of it (a Node proxy in this process, as the Worker reaches it), and a second

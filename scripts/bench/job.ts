@@ -154,8 +154,8 @@ async function generate(sql: postgres.Sql, s: ReturnType<typeof layout>): Promis
              case when n <= ${s.graceEnded} then now() - interval '16 days' end,
              case when n <= ${s.graceEnded} then now() - interval '2 days' end
       from bench_orgs where n <= ${s.aRows};
-    insert into public.organization_status_levels (organization_id, level, valid_until, subscription_id)
-      select s.organization_id, 'A', greatest(s.current_period_end, s.grace_until), s.id
+    insert into public.organization_status_levels (organization_id, level, valid_until, subscription_id, in_grace)
+      select s.organization_id, 'A', greatest(s.current_period_end, s.grace_until), s.id, s.grace_until is not null
       from public.subscriptions s;
   `);
   await sql.unsafe("vacuum analyze public.organization_status_levels, public.subscriptions, public.organizations, public.organization_members");
