@@ -1,12 +1,12 @@
 import type { Env } from "../_shared/env.ts";
-import { log } from "../_shared/log.ts";
+import { config } from "../_shared/env.ts";
+import { createLogger } from "../_shared/log.ts";
 import { DailyJobFailed, runDailyJob } from "./daily-job.ts";
 
 /** Entry point of the Worker's cron trigger (`0 2 * * *` UTC): the daily job. */
 export async function runScheduled(controller: ScheduledController, env: Env): Promise<void> {
-  const runId = crypto.randomUUID();
-  const jobLog = (level: "debug" | "info" | "warn" | "error", msg: string, fields: Record<string, unknown> = {}) =>
-    log(level, msg, { job: "daily", run_id: runId, cron: controller.cron, ...fields });
+  // The same line shape as a request's log, with the run's id where a request has its own.
+  const jobLog = createLogger({ job: "daily", run_id: crypto.randomUUID(), cron: controller.cron }, config(env).LOG_LEVEL);
   jobLog("info", "daily job started", { scheduled_time: new Date(controller.scheduledTime).toISOString() });
   // The run acts as of the time it was scheduled for (02:00 UTC), not whenever the platform got
   // round to starting it, so what is due does not depend on a late start and a run can be
