@@ -62,6 +62,7 @@ Status levels is running (stack ready in ${info.startupMs} ms; Postgres: ${info.
 
   API            ${apiUrl}/status-levels
   OpenAPI        ${apiUrl}/status-levels/openapi.json
+  API reference  ${apiUrl}/status-levels/docs   (Swagger UI, served by the Worker's static assets)
   Supabase URL   ${info.supabaseUrl}   (PostgREST at /rest/v1, JWKS at /auth/v1/.well-known/jwks.json)
   Database       ${info.databaseUrl}
   Upstash REST   ${info.redisRestUrl}

@@ -4,6 +4,7 @@ import { listEmailOutbox } from "./admin/list-email-outbox.ts";
 import { listPendingUpgradeRequests } from "./admin/list-pending-upgrade-requests.ts";
 import { runDailyJobNow } from "./admin/run-daily-job.ts";
 import { getBadge } from "./badge/get-badge.ts";
+import { serveDocs } from "./docs/get-docs.ts";
 import { getHealth } from "./get-health.ts";
 import { getLevelCatalog } from "./levels/get-level-catalog.ts";
 import { listNotifications, markNotificationsRead } from "./notifications/notifications.ts";
@@ -52,5 +53,6 @@ export function createStatusLevelsApi() {
     .route("/", getBadge)
     .route("/", getHealth);
   describeApi(routes);
+  serveDocs(routes);
   return routes;
 }

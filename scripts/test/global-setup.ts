@@ -1,4 +1,5 @@
 import type { TestProject } from "vitest/node";
+import { buildAssets } from "../assets/build.ts";
 import { startStack } from "../stack/stack.ts";
 import "./provided-context.ts";
 import { startSqlServer } from "./sql-server.ts";
@@ -9,6 +10,8 @@ import { startSqlServer } from "./sql-server.ts";
  * organizations - so they run in parallel and nothing is truncated.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  // The Worker's static assets (wrangler.toml [assets]): the workers pool and wrangler dev need them.
+  await buildAssets();
   const stack = await startStack({ mode: "test" });
   const sqlServer = await startSqlServer(stack.info.databaseUrl);
   project.provide("stack", stack.info);
