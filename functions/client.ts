@@ -23,10 +23,10 @@ export type { App } from "./app.ts";
 type MethodKey = `$${"get" | "post" | "put" | "delete" | "patch" | "options" | "head"}`;
 
 /**
- * Routes that refuse unknown query parameters declare an empty query schema, and list routes
- * declare optional ones (`limit`, `offset`, `status`); `hc` would still make the caller write
- * `query: {}`. Here a `query` without required fields may be left out, and so may the whole
- * argument when nothing else is required. Types only: `hc` sends no query string for a missing one.
+ * List routes declare only optional query parameters (`limit`, `offset`, `status`), yet `hc` would
+ * make the caller write `query: {}`. Here a `query` without required fields may be left out, and
+ * so may the whole argument when nothing else is required. Types only: `hc` sends no query string
+ * for a missing one.
  */
 type RelaxArgs<A> = A extends { query: infer Q } ? ({} extends Q ? Omit<A, "query"> & { query?: Q } : A) : A;
 type RelaxCall<F> = F extends (args: infer A, ...options: never[]) => infer R
