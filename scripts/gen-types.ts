@@ -19,7 +19,7 @@ export async function generateTypes(): Promise<string> {
   try {
     await createDatabase(pg.adminUrl, name);
     const url = databaseUrl(pg.adminUrl, name);
-    await migrate(url);
+    await migrate(url, { localBootstrap: true });
     const server = createRequire(import.meta.url).resolve("@supabase/postgres-meta/dist/server/server.js");
     const { stdout } = await promisify(execFile)(process.execPath, [server], {
       env: {

@@ -324,13 +324,6 @@ export type Database = {
             referencedRelation: "organizations"
             referencedColumns: ["id"]
           },
-          {
-            foreignKeyName: "organization_status_levels_subscription_id_fkey"
-            columns: ["subscription_id"]
-            isOneToOne: false
-            referencedRelation: "subscriptions"
-            referencedColumns: ["id"]
-          },
         ]
       }
       organizations: {
@@ -468,29 +461,7 @@ export type Database = {
           subscription_id?: string | null
           upgrade_request_id?: string | null
         }
-        Relationships: [
-          {
-            foreignKeyName: "status_level_history_organization_id_fkey"
-            columns: ["organization_id"]
-            isOneToOne: false
-            referencedRelation: "organizations"
-            referencedColumns: ["id"]
-          },
-          {
-            foreignKeyName: "status_level_history_status_level_id_fkey"
-            columns: ["status_level_id"]
-            isOneToOne: false
-            referencedRelation: "organization_status_levels"
-            referencedColumns: ["id"]
-          },
-          {
-            foreignKeyName: "status_level_history_upgrade_request_id_fkey"
-            columns: ["upgrade_request_id"]
-            isOneToOne: false
-            referencedRelation: "upgrade_requests"
-            referencedColumns: ["id"]
-          },
-        ]
+        Relationships: []
       }
       subscription_events: {
         Row: {
@@ -619,7 +590,7 @@ export type Database = {
           id: string
           message: string | null
           organization_id: string
-          requested_by: string
+          requested_by: string | null
           status: string
           target_level: string
         }
@@ -633,7 +604,7 @@ export type Database = {
           id?: string
           message?: string | null
           organization_id: string
-          requested_by: string
+          requested_by?: string | null
           status?: string
           target_level: string
         }
@@ -647,7 +618,7 @@ export type Database = {
           id?: string
           message?: string | null
           organization_id?: string
-          requested_by?: string
+          requested_by?: string | null
           status?: string
           target_level?: string
         }

@@ -26,7 +26,7 @@ export interface Env {
   DEPENDENCY_TIMEOUT_MS?: string;
   /**
    * The longest statement timeout of the API roles in the database (anon, authenticated,
-   * service_role; migration 20261122000700_api_statement_timeouts.sql sets 3 s, 4 s, 4 s). Only
+   * service_role; migration 20261122000000_platform_contract.sql sets 3 s, 4 s, 4 s). Only
    * checked against DEPENDENCY_TIMEOUT_MS: change both together.
    */
   DATABASE_STATEMENT_TIMEOUT_MS?: string;

@@ -50,7 +50,7 @@ export const onOrganization = (organizationId: string): WriteScope<unknown> => (
  * per organization read in the next minute.
  *
  * The API roles' statement timeout is shorter than the Worker's (migration
- * 20261122000700_api_statement_timeouts.sql), so a write the Worker gave up on has normally been
+ * 20261122000000_platform_contract.sql), so a write the Worker gave up on has normally been
  * rolled back by then; the invalidation covers what that cannot: a request that waited for a
  * PostgREST connection, or a connection lost after the commit.
  */

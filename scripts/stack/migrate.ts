@@ -27,15 +27,21 @@ export async function listMigrations(): Promise<MigrationFile[]> {
 }
 
 /**
- * The local Supabase bootstrap, then every migration not yet recorded in
- * supabase_migrations.schema_migrations (the table the Supabase CLI uses), each in its own
- * transaction. A recorded migration whose file changed since is reported, not re-run.
+ * Every migration not yet recorded in supabase_migrations.schema_migrations (the table the
+ * Supabase CLI uses), each in its own transaction; before them, on the local stack only
+ * (`localBootstrap`), what a Supabase project already has (roles, the auth schema, ...: it sets a
+ * role's password, so never on a database it was not made for). A recorded migration whose file
+ * changed since is reported, not re-run; one the CLI recorded (no checksum) is taken as it is.
  */
-export async function migrate(databaseUrl: string, { seedFile }: { seedFile?: string } = {}): Promise<{ applied: string[] }> {
+export async function migrate(
+  databaseUrl: string,
+  { seedFile, localBootstrap = false }: { seedFile?: string; localBootstrap?: boolean } = {},
+): Promise<{ applied: string[] }> {
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   const applied: string[] = [];
   try {
-    await runBootstrap(sql);
+    if (localBootstrap) await runBootstrap(sql);
+    else await ensureMigrationsTable(sql);
     const done = new Map(
       (await sql<{ version: string; checksum: string | null }[]>`
         select version, checksum from supabase_migrations.schema_migrations`).map((r) => [r.version, r.checksum]),
@@ -44,7 +50,9 @@ export async function migrate(databaseUrl: string, { seedFile }: { seedFile?: st
       const text = await readFile(migration.file, "utf8");
       const checksum = createHash("sha256").update(text).digest("hex");
       if (done.has(migration.version)) {
-        if (done.get(migration.version) !== checksum) {
+        const recorded = done.get(migration.version);
+        // The Supabase CLI records no checksum: unknown, not changed.
+        if (recorded !== null && recorded !== checksum) {
           stackLog(`warning: ${path.basename(migration.file)} changed after it was applied; reset the database to re-run it`);
         }
         continue;
@@ -74,6 +82,14 @@ export async function migrate(databaseUrl: string, { seedFile }: { seedFile?: st
 
 function lineOf(text: string, position: number): string {
   return `line ${text.slice(0, position).split("\n").length}`;
+}
+
+/** The CLI's bookkeeping table, as `supabase db push` creates it, plus our checksum column. */
+async function ensureMigrationsTable(sql: postgres.Sql): Promise<void> {
+  await sql.unsafe(`
+    create schema if not exists supabase_migrations;
+    create table if not exists supabase_migrations.schema_migrations (version text primary key, statements text[], name text);
+    alter table supabase_migrations.schema_migrations add column if not exists checksum text;`);
 }
 
 /** Retries the role statements when another run's bootstrap updates the same role at once. */

@@ -12,6 +12,7 @@ import { migrate, projectRoot } from "./migrate.ts";
 import { startPostgrest } from "./postgrest.ts";
 import { createDatabase, databaseUrl, dropDatabase, embeddedDataDir, resolvePostgres, roleUrl } from "./postgres.ts";
 import { resolveRedis } from "./redis.ts";
+import { localSeedFile, readSupabaseConfig } from "./supabase-config.ts";
 import { startUpstashProxy } from "./upstash.ts";
 
 export interface RunningStack {
@@ -42,6 +43,7 @@ export async function startStack({
     for (const s of stops.reverse()) await s().catch((error) => stackLog(`stop: ${(error as Error).message}`));
   };
   try {
+    const config = await readSupabaseConfig();
     const pg = await resolvePostgres({
       ...(mode === "dev" ? { dataDir: embeddedDataDir("pg-dev") } : {}),
       ...(embeddedPostgres !== undefined ? { embedded: embeddedPostgres } : {}),
@@ -56,9 +58,9 @@ export async function startStack({
     if (mode === "test") stops.push(() => dropDatabase(pg.adminUrl, databaseName));
     const dbUrl = databaseUrl(pg.adminUrl, databaseName);
 
-    const seedFile = mode === "dev" && freshDatabase ? path.join(projectRoot, "supabase", "seed.sql") : undefined;
+    const seedFile = mode === "dev" && freshDatabase ? localSeedFile(config) : undefined;
     const migrateStarted = Date.now();
-    const { applied } = await migrate(dbUrl, { seedFile });
+    const { applied } = await migrate(dbUrl, { seedFile, localBootstrap: true });
     stackLog(`database ${databaseName}: ${applied.length} migration(s) applied${seedFile ? ", demo data seeded" : ""} (${Date.now() - migrateStarted} ms)`);
 
     const material = mode === "dev" ? await devKeys(freshDatabase) : await generateKeys();
@@ -67,14 +69,16 @@ export async function startStack({
     const postgrest = await startPostgrest({
       dbUri: roleUrl(dbUrl, "authenticator", "authenticator-local-only"),
       jwtSecret: postgrestJwks(material),
+      api: config.api,
     });
     stops.push(postgrest.stop);
     const gateway = await startGateway({ postgrestUrl: postgrest.url, jwks: publicJwks(material) });
     stops.push(gateway.stop);
     // User tokens carry the issuer Supabase Auth would give them: the project URL + /auth/v1. The
     // dev stack keeps the one of its first run (the gateway's port changes), so its tokens last.
-    const keys = { ...material, issuer: material.issuer ?? `${gateway.url}/auth/v1` };
-    if (mode === "dev" && !material.issuer) await saveDevKeys(keys);
+    const issuer = material.issuer ?? `${gateway.url}/auth/v1`;
+    if (mode === "dev" && !material.issuer) await saveDevKeys({ ...material, issuer });
+    const keys = { ...material, issuer, jwtExpirySeconds: config.auth.jwtExpirySeconds };
 
     const redis = await resolveRedis();
     stops.push(redis.stop);

@@ -13,7 +13,7 @@ let sql: postgres.Sql;
 
 beforeAll(async () => {
   await createDatabase(adminUrl, name);
-  await migrate(databaseUrl(stack.databaseUrl, name), { seedFile: path.join(projectRoot, "supabase", "seed.sql") });
+  await migrate(databaseUrl(stack.databaseUrl, name), { seedFile: path.join(projectRoot, "supabase", "seed.sql"), localBootstrap: true });
   sql = postgres(databaseUrl(stack.databaseUrl, name), { max: 2, onnotice: () => {} });
 }, 60_000);
 

@@ -32,7 +32,7 @@ export const UpgradeRequest = z
     status: RequestStatus,
     message: z.string().nullable(),
     evidence_urls: z.array(z.string()),
-    requested_by: Uuid,
+    requested_by: Uuid.nullable().describe("null once the requester's account was deleted"),
     created_at: Timestamp,
     decided_by: Uuid.nullable(),
     decided_at: Timestamp.nullable(),
@@ -42,4 +42,4 @@ export const UpgradeRequest = z
   .openapi("UpgradeRequest");
 
 /** The pending request an organization's status shows. */
-export const PendingUpgradeRequest = z.object({ id: Uuid, target_level: TargetLevel, created_at: Timestamp, requested_by: Uuid });
+export const PendingUpgradeRequest = z.object({ id: Uuid, target_level: TargetLevel, created_at: Timestamp, requested_by: Uuid.nullable() });

@@ -1,66 +1,118 @@
--- The status-level operations, as SQL functions exposed through PostgREST RPC. Each one checks
--- who calls it (auth.uid() / the role claim, never an argument), runs as security definer with an
--- empty search_path where it must bypass RLS, writes its history row in the same transaction, and
--- raises stable errors: SQLSTATE PTxxx (PostgREST answers HTTP xxx) with the message
--- "<code>: <what happened and what to do>".
+-- Status levels: the level rows and their append-only history, the checks every level operation
+-- makes (who calls, which organization, its lock), and the operations: grant, revoke, renew B,
+-- move an end date, the status view and the audit trail. Rules a race could get around are
+-- constraints and unique indexes; the SQL functions are the only writers for API roles.
+-- A level that lapses is ended by private.expire_lapsed_levels (daily job migration), which every
+-- writer here calls under the organization lock before it looks at what is active.
 
+create table public.organization_status_levels (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  level text not null check (level in ('A', 'B', 'C')),
+  is_active boolean not null default true,
+  valid_from timestamptz not null default now(),
+  valid_until timestamptz,
+  granted_by uuid references auth.users (id) on delete set null,
+  granted_at timestamptz not null default now(),
+  -- No foreign key to the platform's subscriptions: the platform may delete a subscription, and
+  -- the row keeps saying which one gave level A.
+  subscription_id uuid,
+  notes text check (char_length(notes) <= 2000),
+  last_verified_at timestamptz,
+  revoked_by uuid references auth.users (id) on delete set null,
+  revoked_at timestamptz,
+  revoke_reason text check (char_length(revoke_reason) <= 2000),
+  ended_at timestamptz,
+  end_reason text check (end_reason in ('revoked', 'expired', 'grace_ended')),
+  in_grace boolean not null default false,
+  updated_at timestamptz not null default now(),
+  constraint level_c_is_permanent check (level <> 'C' or valid_until is null),
+  constraint level_b_has_validity check (level <> 'B' or valid_until is not null),
+  constraint level_a_has_subscription check (level <> 'A' or subscription_id is not null),
+  constraint only_level_a_has_grace check (level = 'A' or not in_grace),
+  constraint active_rows_have_not_ended check (is_active = (ended_at is null)),
+  constraint ended_rows_say_why check (ended_at is null or end_reason is not null),
+  constraint revoked_rows_say_when check ((end_reason = 'revoked') = (revoked_at is not null))
+);
+comment on table public.organization_status_levels is
+  'A level an organization holds or held. Active means is_active and (valid_until is null or valid_until > now()): every read uses the time predicate.';
+comment on column public.organization_status_levels.granted_by is 'null: granted by the system (subscriptions).';
+comment on column public.organization_status_levels.in_grace is
+  'Level A whose validity comes from a grace period after a failed payment: when it lapses, it ends as grace_ended. Set with valid_until, so every path that ends the row agrees.';
 
-create or replace function private.fail(http_status integer, code text, message text, hint text default null)
-returns void
+-- At most one active row per (organization, level): concurrent grants cannot produce two.
+create unique index organization_status_levels_one_active
+  on public.organization_status_levels (organization_id, level) where is_active;
+-- The daily job finds lapsed and soon-expiring rows through this, walking it in (valid_until, id)
+-- order with a cursor from batch to batch.
+create index organization_status_levels_active_until
+  on public.organization_status_levels (valid_until, id) where is_active and valid_until is not null;
+create index organization_status_levels_org on public.organization_status_levels (organization_id, level);
+create index organization_status_levels_subscription
+  on public.organization_status_levels (subscription_id) where subscription_id is not null;
+
+create table public.status_level_history (
+  id bigint generated always as identity primary key,
+  -- No foreign keys: the audit trail outlives what it speaks of (the platform may delete an
+  -- organization, which takes its level rows and requests with it), and an append-only table
+  -- cannot take part in a cascade.
+  organization_id uuid not null,
+  status_level_id uuid,
+  upgrade_request_id uuid,
+  level text not null check (level in ('A', 'B', 'C')),
+  action text not null check (action in (
+    'granted', 'renewed', 'revoked', 'expired', 'grace_started', 'grace_ended', 'validity_updated',
+    'request_created', 'request_approved', 'request_rejected', 'request_cancelled'
+  )),
+  actor_id uuid,
+  reason text,
+  notes text,
+  old_valid_until timestamptz,
+  new_valid_until timestamptz,
+  subscription_event_id text,
+  subscription_id uuid,
+  created_at timestamptz not null default now()
+);
+comment on column public.status_level_history.subscription_id is 'For level A: the subscription whose state caused this change.';
+comment on table public.status_level_history is 'Append-only audit trail: one row per change, written in the same transaction. actor_id null = the system.';
+create index status_level_history_org on public.status_level_history (organization_id, created_at desc, id desc);
+create index status_level_history_level on public.status_level_history (status_level_id) where status_level_id is not null;
+
+create or replace function private.history_is_append_only()
+returns trigger
 language plpgsql
 set search_path = ''
 as $$
 begin
-  if hint is null then
-    raise exception using errcode = 'PT' || http_status::text, message = code || ': ' || message;
-  end if;
-  raise exception using errcode = 'PT' || http_status::text, message = code || ': ' || message, hint = hint;
+  raise exception using
+    errcode = 'PT403',
+    message = 'history_append_only: status level history cannot be changed or deleted',
+    hint = 'Write a new history row instead.';
 end;
 $$;
 
--- A write the Worker has given up on must not start: the Worker sends, with every call, the
--- last moment a statement may start and still end (commit or be cancelled by the API roles'
--- statement timeout) before the Worker's own time limit. A call that waited longer than that for
--- a PostgREST connection is refused here, before it changes anything, so a client that got 503
--- from the Worker never sees the write commit later. Callers that do not send the header (direct
--- PostgREST clients) are not affected.
-create or replace function private.refuse_expired_request()
-returns void
-language plpgsql
-stable
-set search_path = ''
-as $$
-declare
-  not_after text := nullif(current_setting('request.headers', true), '')::jsonb ->> 'x-status-levels-not-after';
-begin
-  if not_after ~ '^\d{12,14}$' and clock_timestamp() > to_timestamp(not_after::bigint / 1000.0) then
-    perform private.fail(503, 'request_expired',
-      'the request waited too long for the database and was not carried out; nothing was changed, try again');
-  end if;
-end;
-$$;
+create trigger status_level_history_no_update_delete
+  before update or delete on public.status_level_history
+  for each row execute function private.history_is_append_only();
+create trigger status_level_history_no_truncate
+  before truncate on public.status_level_history
+  for each statement execute function private.history_is_append_only();
 
--- The system: the service role (the daily job, subscription events) or a direct database
--- session of the platform's own backend (no JWT claims, a superuser login). Never an API user.
-create or replace function private.is_system()
-returns boolean
-language sql
-stable
-set search_path = ''
-as $$
-  select coalesce(auth.role(), '') = 'service_role'
-      or (coalesce(auth.role(), '') = '' and session_user in ('postgres', 'supabase_admin'))
-$$;
-
--- Who to record in history: the signed-in user, or null for the system.
-create or replace function private.actor()
-returns uuid
-language sql
-stable
-set search_path = ''
-as $$
-  select case when private.is_system() then null else auth.uid() end
-$$;
+-- Row-level security: default deny. Members of the organization and platform admins read; the
+-- public sees levels only through get_organization_status / get_current_status_level. No
+-- insert/update/delete policies: API roles change data only through the SQL functions.
+alter table public.organization_status_levels enable row level security;
+alter table public.status_level_history enable row level security;
+create policy organization_status_levels_read on public.organization_status_levels for select to authenticated
+  using (private.is_org_member(organization_id) or (select private.is_platform_admin()));
+create policy status_level_history_read on public.status_level_history for select to authenticated
+  using (private.is_org_member(organization_id) or (select private.is_platform_admin()));
+revoke all on public.organization_status_levels, public.status_level_history from anon, authenticated, service_role;
+grant select on public.organization_status_levels, public.status_level_history to authenticated;
+grant all on public.organization_status_levels to service_role;
+-- History: the service role may add rows, never change or remove them (the trigger also stops
+-- the table owner).
+grant select, insert on public.status_level_history to service_role;
 
 -- The organization, if the caller may know it exists: members, platform admins, the system, or
 -- anyone when it is public. Otherwise 404, the same answer as for an id that does not exist.
@@ -119,19 +171,6 @@ begin
 end;
 $$;
 
-create or replace function private.require_level(level text, allowed text[] default array['A', 'B', 'C'])
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  if level is null or not (level = any (allowed)) then
-    perform private.fail(400, 'invalid_level', format('level must be one of %s, got %s', array_to_string(allowed, ', '), coalesce(level, 'nothing')));
-  end if;
-end;
-$$;
-
 -- Serializes every level change of one organization (grant vs grant, grant C vs revoke B, ...).
 -- FOR NO KEY UPDATE does not block inserts that merely reference the organization.
 create or replace function private.lock_organization(org uuid)
@@ -176,186 +215,6 @@ as $$
     'valid_from', l.valid_from,
     'valid_until', l.valid_until
   ) end
-$$;
-
--- A lapsed A row that was living on a grace period ends as grace_ended; anything else as expired.
--- Read from the row itself (set together with its valid_until), not from the subscription's state
--- at the moment the row happens to be ended: the job's steps, the inline lapse of a writer and a
--- late event then all record the same reason, whatever the order they run in.
-create or replace function private.lapse_reason(l public.organization_status_levels)
-returns text
-language sql
-immutable
-set search_path = ''
-as $$
-  select case when l.level = 'A' and l.in_grace then 'grace_ended' else 'expired' end
-$$;
-
--- One organization's rows whose validity ended but whose flag is still set: flipped, with an
--- `expired` (or `grace_ended`) history row. Called by every writer under the organization lock
--- before it looks at what is active. It waits for a row the daily job is ending at the same moment
--- (no skip locked): re-checked after that commit, the row is no longer active and is left alone.
-create or replace function private.expire_lapsed_levels(org uuid, as_of timestamptz default now())
-returns integer
-language plpgsql
-security definer
-set search_path = ''
-as $$
-declare
-  n integer;
-begin
-  with lapsed as (
-    select l.id, private.lapse_reason(l) as reason from public.organization_status_levels l
-    where l.organization_id = org and l.is_active and l.valid_until <= as_of
-    for update of l
-  ), ended as (
-    update public.organization_status_levels l
-    set is_active = false, ended_at = l.valid_until, end_reason = lapsed.reason, updated_at = now()
-    from lapsed where l.id = lapsed.id
-    returning l.id, l.organization_id, l.level, l.valid_until, lapsed.reason
-  )
-  insert into public.status_level_history (organization_id, status_level_id, level, action, actor_id, reason, old_valid_until)
-  select organization_id, id, level, reason, null,
-         case reason when 'grace_ended' then 'the grace period ended without payment' else 'the validity period ended' end,
-         valid_until
-  from ended;
-  get diagnostics n = row_count;
-  return n;
-end;
-$$;
-
--- Level C criteria. Whole UTC days inside each window come from the daily rollup; the window
--- edges (the partial first day, and today up to as_of) are counted from the reviews themselves,
--- so the windows are exact to the microsecond and the cost does not grow with the review count.
-create or replace function private.level_c_criteria(org uuid, as_of timestamptz default now())
-returns jsonb
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-declare
-  start12 constant timestamptz := as_of - interval '12 months';
-  start90 constant timestamptz := as_of - interval '90 days';
-  today constant date := (as_of at time zone 'UTC')::date;
-  day12 constant date := (start12 at time zone 'UTC')::date;
-  day90 constant date := (start90 at time zone 'UTC')::date;
-  reviews_12m bigint;
-  reviews_90d bigint;
-  answered_90d bigint;
-  seconds_90d double precision;
-  e record;
-  has_b boolean;
-  case_studies bigint;
-  rate numeric;
-  avg_hours numeric;
-  need_answers bigint;
-  c_b jsonb;
-  c_reviews jsonb;
-  c_rate jsonb;
-  c_time jsonb;
-  c_cases jsonb;
-begin
-  select coalesce(sum(published_count), 0),
-         coalesce(sum(published_count) filter (where day > day90), 0),
-         coalesce(sum(answered_count) filter (where day > day90), 0),
-         coalesce(sum(response_seconds) filter (where day > day90), 0)
-    into reviews_12m, reviews_90d, answered_90d, seconds_90d
-  from private.review_daily_stats
-  where organization_id = org and day > day12 and day < today;
-
-  select
-    count(*) filter (where part <> 'edge90') as n12,
-    count(*) filter (where part <> 'edge12') as n90,
-    count(responded_at) filter (where part <> 'edge12') as a90,
-    coalesce(sum(extract(epoch from responded_at - published_at)) filter (where part <> 'edge12'), 0) as s90
-    into e
-  from (
-    select 'edge12' as part, published_at, responded_at from public.reviews
-    where organization_id = org and status = 'published'
-      and published_at >= start12 and published_at < (day12 + 1)::timestamp at time zone 'UTC'
-    union all
-    select 'edge90', published_at, responded_at from public.reviews
-    where organization_id = org and status = 'published'
-      and published_at >= start90 and published_at < (day90 + 1)::timestamp at time zone 'UTC'
-    union all
-    select 'today', published_at, responded_at from public.reviews
-    where organization_id = org and status = 'published'
-      and published_at >= today::timestamp at time zone 'UTC' and published_at <= as_of
-  ) edges;
-
-  reviews_12m := reviews_12m + e.n12;
-  reviews_90d := reviews_90d + e.n90;
-  answered_90d := answered_90d + e.a90;
-  seconds_90d := seconds_90d + e.s90;
-
-  select exists (
-    select 1 from public.organization_status_levels
-    where organization_id = org and level = 'B' and is_active and valid_until > as_of
-  ) into has_b;
-  select count(*) into case_studies from public.case_studies where organization_id = org and is_published;
-
-  -- Shown truncated to one decimal, so a value shown as 85.0 % or 48.0 h is never a miss or a hit
-  -- by rounding; met/not met compares the exact figures.
-  rate := case when reviews_90d > 0 then trunc(answered_90d * 100.0 / reviews_90d, 1) end;
-  avg_hours := case when answered_90d > 0 then trunc((seconds_90d / answered_90d / 3600)::numeric, 1) end;
-  need_answers := greatest(ceil(reviews_90d * 0.85) - answered_90d, 0);
-
-  c_b := jsonb_build_object('value', has_b, 'needed', true, 'comparison', 'equals', 'window', 'now', 'met', has_b,
-    'missing', case when not has_b then 'an active level B: level C builds on a verified B' end);
-  c_reviews := jsonb_build_object('value', reviews_12m, 'needed', 15, 'comparison', 'at_least', 'window', '12 months',
-    'met', reviews_12m >= 15,
-    'missing', case when reviews_12m < 15 then
-      format('%s more published review%s in the last 12 months', 15 - reviews_12m, case when 15 - reviews_12m = 1 then '' else 's' end) end);
-  c_rate := jsonb_build_object('value', rate, 'needed', 85.0, 'unit', 'percent', 'comparison', 'at_least', 'window', '90 days',
-    'met', reviews_90d > 0 and answered_90d * 100 >= 85 * reviews_90d,
-    'missing', case
-      when reviews_90d = 0 then 'no reviews in the last 90 days, so no response rate yet'
-      when answered_90d * 100 < 85 * reviews_90d then
-        format('answer %s more of the last 90 days'' reviews to reach 85 %%', need_answers) end);
-  c_time := jsonb_build_object('value', avg_hours, 'needed', 48.0, 'unit', 'hours', 'comparison', 'below', 'window', '90 days',
-    'met', answered_90d > 0 and seconds_90d < 48 * 3600.0 * answered_90d,
-    'missing', case
-      when reviews_90d = 0 then 'no reviews in the last 90 days, so no response time yet'
-      when answered_90d = 0 then 'no answered reviews in the last 90 days, so no response time yet'
-      when seconds_90d >= 48 * 3600.0 * answered_90d then
-        format('bring the average response time below 48 h (now %s h)', avg_hours) end);
-  c_cases := jsonb_build_object('value', case_studies, 'needed', 1, 'comparison', 'at_least', 'window', 'any time',
-    'met', case_studies >= 1,
-    'missing', case when case_studies < 1 then 'publish at least one case study' end);
-
-  -- `criteria` is the shape the platform's pages have always read (the service this one
-  -- replaced): values and thresholds only. `items` says, per criterion, whether it is met and
-  -- what is missing, under the same names.
-  return jsonb_build_object(
-    'meets_criteria', (c_b ->> 'met')::boolean and (c_reviews ->> 'met')::boolean and (c_rate ->> 'met')::boolean
-                      and (c_time ->> 'met')::boolean and (c_cases ->> 'met')::boolean,
-    'evaluated_at', as_of,
-    'criteria', jsonb_build_object(
-      'has_active_b', has_b,
-      'review_count', reviews_12m,
-      'review_count_needed', 15,
-      'response_rate', rate,
-      'response_rate_needed', 85.0,
-      'avg_response_hours', avg_hours,
-      'avg_response_hours_max', 48.0,
-      'public_cases', case_studies,
-      'public_cases_needed', 1
-    ),
-    'items', jsonb_build_object(
-      'has_active_b', c_b,
-      'review_count', c_reviews,
-      'response_rate', c_rate,
-      'avg_response_hours', c_time,
-      'public_cases', c_cases
-    ),
-    'missing', (
-      select coalesce(jsonb_agg(c -> 'missing' order by ord), '[]'::jsonb)
-      from unnest(array[c_b, c_reviews, c_rate, c_time, c_cases]) with ordinality as t(c, ord)
-      where c ->> 'missing' is not null
-    )
-  );
-end;
 $$;
 
 create or replace function private.grant_level(
@@ -524,8 +383,6 @@ begin
 end;
 $$;
 
--- Public API -------------------------------------------------------------------------------
-
 create or replace function public.get_current_status_level(p_organization_id uuid)
 returns text
 language plpgsql
@@ -544,20 +401,6 @@ begin
 end;
 $$;
 comment on function public.get_current_status_level(uuid) is 'The highest active level (C > B > A), or 0. Public for public organizations.';
-
-create or replace function public.check_level_c_criteria(p_organization_id uuid)
-returns jsonb
-language plpgsql
-stable
-security definer
-set search_path = ''
-as $$
-begin
-  perform private.require_member_view(p_organization_id);
-  return private.level_c_criteria(p_organization_id);
-end;
-$$;
-comment on function public.check_level_c_criteria(uuid) is 'Level C criteria: meets_criteria, the values and thresholds (criteria), per criterion whether it is met and what is missing (items). Members and platform admins.';
 
 -- The whole status view in one round trip. Members and platform admins get the full view; anyone
 -- else the public projection of a public organization (current level, active levels).
@@ -713,22 +556,6 @@ end;
 $$;
 comment on function public.update_status_validity(uuid, text, timestamptz, text) is 'Moves the end of an active A or B. Platform admins (A also the system).';
 
-create or replace function private.require_page(p_limit integer, p_offset integer, max_limit integer default 200)
-returns void
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  if p_limit is null or p_limit < 1 or p_limit > max_limit then
-    perform private.fail(400, 'invalid_limit', format('limit must be between 1 and %s', max_limit));
-  end if;
-  if p_offset is null or p_offset < 0 or p_offset > 1000000 then
-    perform private.fail(400, 'invalid_offset', 'offset must be between 0 and 1000000');
-  end if;
-end;
-$$;
-
 create or replace function public.get_status_level_history(p_organization_id uuid, p_limit integer default 50, p_offset integer default 0)
 returns jsonb
 language plpgsql
@@ -764,7 +591,6 @@ comment on function public.get_status_level_history(uuid, integer, integer) is '
 
 revoke all on function
   public.get_current_status_level(uuid),
-  public.check_level_c_criteria(uuid),
   public.get_organization_status(uuid),
   public.grant_status_level(uuid, text, timestamptz, uuid, text),
   public.revoke_status_level(uuid, text, text),
@@ -778,7 +604,6 @@ grant execute on function
   to anon;
 grant execute on function
   public.get_current_status_level(uuid),
-  public.check_level_c_criteria(uuid),
   public.get_organization_status(uuid),
   public.grant_status_level(uuid, text, timestamptz, uuid, text),
   public.revoke_status_level(uuid, text, text),
@@ -787,5 +612,5 @@ grant execute on function
   public.get_status_level_history(uuid, integer, integer)
   to authenticated, service_role;
 
--- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+-- Internal functions stay internal (see private.seal_functions in the platform contract migration).
 select private.seal_functions();

@@ -18,6 +18,34 @@
 -- the latest entitlement end among them: an event for one subscription (a new checkout left
 -- incomplete, an old one cancelled) never ends or shortens what another still pays for.
 
+-- Subscription events applied (idempotency): the event id is recorded in the same transaction
+-- as its effect, so a replay finds it and changes nothing.
+create table public.subscription_events (
+  event_id text primary key check (char_length(event_id) between 1 and 200),
+  subscription_id uuid not null references public.subscriptions (id) on delete cascade,
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  status text not null check (status in ('active', 'past_due', 'canceled', 'unpaid', 'incomplete')),
+  occurred_at timestamptz not null,
+  current_period_end timestamptz,
+  grace_days integer not null default 14 check (grace_days between 1 and 90),
+  -- baseline: the platform's record of the subscription before its first event (see apply_subscription_event).
+  source text not null default 'webhook' check (source in ('webhook', 'service', 'baseline')),
+  outcome text not null default 'applied' check (outcome in ('applied', 'stale')),
+  effects jsonb not null default '[]'::jsonb,
+  reply jsonb,
+  received_at timestamptz not null default now()
+);
+comment on column public.subscription_events.reply is 'What the first delivery was answered: a replay gets the same answer (outcome duplicate) and changes nothing.';
+comment on column public.subscription_events.outcome is 'stale: older than an event already applied; recorded, and folded in without changing status or period.';
+create index subscription_events_fold on public.subscription_events (subscription_id, occurred_at, event_id);
+
+alter table public.subscription_events enable row level security;
+create policy subscription_events_read on public.subscription_events for select to authenticated
+  using ((select private.is_platform_admin()));
+revoke all on public.subscription_events from anon, authenticated, service_role;
+grant select on public.subscription_events to authenticated;
+grant all on public.subscription_events to service_role;
+
 create or replace function private.subscription_state(sub_id uuid)
 returns table (status text, current_period_end timestamptz, grace_started_at timestamptz, grace_until timestamptz,
                last_event_at timestamptz, last_event_id text)
@@ -286,21 +314,6 @@ begin
 end;
 $$;
 
-create or replace function private.require_system()
-returns void
-language plpgsql
-stable
-set search_path = ''
-as $$
-begin
-  if not private.is_system() then
-    perform private.fail(403, 'not_allowed', 'only the service role can call this');
-  end if;
-end;
-$$;
-
--- Public API (service role only) ------------------------------------------------------------
-
 create or replace function public.apply_subscription_event(
   p_event_id text,
   p_provider_subscription_id text,
@@ -329,8 +342,6 @@ end;
 $$;
 comment on function public.apply_subscription_event(text, text, uuid, text, timestamptz, timestamptz) is
   'Applies one payments-service event atomically and idempotently. Service role only.';
-
--- The service-layer calls the original system offered, for other platform code.
 
 create or replace function public.ensure_level_a(p_organization_id uuid, p_subscription_id uuid)
 returns text
@@ -452,5 +463,5 @@ grant execute on function
   public.is_grace_period_ended(uuid)
   to service_role;
 
--- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+-- Internal functions stay internal (see private.seal_functions in the platform contract migration).
 select private.seal_functions();

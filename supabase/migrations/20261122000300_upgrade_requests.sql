@@ -1,6 +1,54 @@
--- Upgrade requests: an organization's owner or admin asks for B or C; a platform admin approves
--- (granting in the same transaction) or rejects; the requester or an owner/admin may cancel.
--- pending -> approved | rejected | cancelled, nothing else.
+-- Upgrade requests: an organization's owner or admin asks for B or C (target_level); a platform
+-- admin approves (granting in the same transaction) or rejects; the requester or an owner/admin
+-- may cancel. pending -> approved | rejected | cancelled, nothing else. At most one pending request
+-- per organization, and a rate limit that holds for direct PostgREST callers too.
+
+-- Evidence links: https only, no credentials (user:pass@) in the authority, no blanks or spaces,
+-- bounded length.
+create or replace function private.all_https_urls(urls text[])
+returns boolean
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(bool_and(u is not null and u ~ '^https://[^\s/?#@]+([/?#]\S*)?$' and char_length(u) <= 2048), true)
+  from unnest(urls) as u
+$$;
+
+create table public.upgrade_requests (
+  id uuid primary key default gen_random_uuid(),
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  target_level text not null check (target_level in ('B', 'C')),
+  status text not null default 'pending' check (status in ('pending', 'approved', 'rejected', 'cancelled')),
+  message text check (char_length(message) <= 2000),
+  evidence_urls text[] not null default '{}',
+  -- null once the requester's account is deleted.
+  requested_by uuid references auth.users (id) on delete set null,
+  created_at timestamptz not null default now(),
+  decided_by uuid references auth.users (id) on delete set null,
+  decided_at timestamptz,
+  decision_note text check (char_length(decision_note) <= 2000),
+  granted_status_level_id uuid references public.organization_status_levels (id) on delete set null,
+  constraint evidence_urls_bounded check (cardinality(evidence_urls) <= 10),
+  constraint evidence_urls_https check (private.all_https_urls(evidence_urls)),
+  constraint decided_requests_have_time check ((status = 'pending') = (decided_at is null)),
+  constraint rejections_have_a_note check (status <> 'rejected' or decision_note ~ '\S')
+);
+comment on column public.upgrade_requests.decided_by is 'Who approved, rejected or cancelled it.';
+
+-- At most one pending request per organization, also under concurrency.
+create unique index upgrade_requests_one_pending on public.upgrade_requests (organization_id) where status = 'pending';
+create index upgrade_requests_queue on public.upgrade_requests (created_at, id) where status = 'pending';
+create index upgrade_requests_org on public.upgrade_requests (organization_id, created_at desc);
+-- The rate limit counts a user's recent requests through this.
+create index upgrade_requests_requester on public.upgrade_requests (requested_by, created_at desc);
+
+alter table public.upgrade_requests enable row level security;
+create policy upgrade_requests_read on public.upgrade_requests for select to authenticated
+  using (private.is_org_member(organization_id) or (select private.is_platform_admin()));
+revoke all on public.upgrade_requests from anon, authenticated, service_role;
+grant select on public.upgrade_requests to authenticated;
+grant all on public.upgrade_requests to service_role;
 
 create or replace function private.request_json(r public.upgrade_requests)
 returns jsonb
@@ -373,5 +421,5 @@ grant execute on function
   public.list_pending_upgrade_requests(integer, integer)
   to authenticated, service_role;
 
--- Internal functions stay internal (see private.seal_functions in the platform tables migration).
+-- Internal functions stay internal (see private.seal_functions in the platform contract migration).
 select private.seal_functions();
