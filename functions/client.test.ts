@@ -1,7 +1,7 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import type { ExtractSchema } from "hono/types";
 import { describe, expect, it } from "vitest";
-import { fixtures, testEnv } from "./_test/harness.ts";
+import { exec, fixtures, testEnv } from "./_test/harness.ts";
 import type { App } from "./app.ts";
 import { createStatusLevelsClient, type StatusLevelsClient } from "./client.ts";
 import worker from "./index.ts";
@@ -63,6 +63,35 @@ function clientFor(token: string | null) {
 }
 
 describe("the typed client (functions/client.ts)", () => {
+  it("keeps a crafted id one path segment: `../`, `?` and `#` cannot send the caller's token to another endpoint", async () => {
+    const p = await fixtures.orgWithPeople();
+    await fixtures.levelRow(p.orgId, "B");
+    const seen: string[] = [];
+    const api = createStatusLevelsClient("http://status-levels.test", {
+      token: p.platformAdmin.token,
+      fetch: async (input, init) => {
+        seen.push(new URL(new Request(input, init).url).pathname + new URL(new Request(input, init).url).search);
+        const ctx = createExecutionContext();
+        const response = await worker.fetch(new Request(input, init) as never, testEnv, ctx);
+        await waitOnExecutionContext(ctx);
+        return response;
+      },
+    });
+    const read = await api["status-levels"].organizations[":id"].$get({ param: { id: "../admin/email-outbox" } });
+    expect(read.status).toBe(400);
+    const before = await exec<{ valid_until: Date }>("select valid_until from public.organization_status_levels where organization_id = $1", [p.orgId]);
+    const write = await api["status-levels"]["upgrade-requests"][":id"].cancel.$post({ param: { id: `../organizations/${p.orgId}/renew#` } });
+    expect(write.status).toBe(400);
+    const query = await api["status-levels"].organizations[":id"].$get({ param: { id: `${p.orgId}?debug=1` } });
+    expect(query.status).toBe(400);
+    expect(seen).toEqual([
+      "/status-levels/organizations/..%2Fadmin%2Femail-outbox",
+      `/status-levels/upgrade-requests/..%2Forganizations%2F${p.orgId}%2Frenew%23/cancel`,
+      `/status-levels/organizations/${p.orgId}%3Fdebug%3D1`,
+    ]);
+    expect(await exec("select valid_until from public.organization_status_levels where organization_id = $1", [p.orgId])).toEqual(before);
+  });
+
   it("creates an upgrade request as an owner and reads it back in the status, history and request list", async () => {
     const p = await fixtures.orgWithPeople();
     const api = clientFor(p.owner.token)["status-levels"];

@@ -64,5 +64,27 @@ export function createStatusLevelsClient(baseUrl: string, options: StatusLevelsC
     },
     ...(options.fetch ? { fetch: options.fetch } : {}),
   });
-  return client as unknown as StatusLevelsClient;
+  return encodingPathParameters(client) as unknown as StatusLevelsClient;
+}
+
+/**
+ * `hc` puts path parameters into the URL as they are, so an id taken from a page's own URL
+ * (`?org=../admin/email-outbox`, a `?` or a `#`) could send the caller's token to another
+ * endpoint. Every `param` value is percent-encoded first: it stays one path segment, which the
+ * API then refuses as a bad id.
+ */
+function encodingPathParameters<T extends object>(node: T): T {
+  return new Proxy(node, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key);
+      if (typeof key === "string" && key.startsWith("$") && typeof value === "function") {
+        return (args?: { param?: Record<string, unknown> }, ...rest: unknown[]) =>
+          (value as (...a: unknown[]) => unknown)(
+            args?.param ? { ...args, param: Object.fromEntries(Object.entries(args.param).map(([k, v]) => [k, encodeURIComponent(String(v))])) } : args,
+            ...rest,
+          );
+      }
+      return typeof value === "function" || (typeof value === "object" && value !== null) ? encodingPathParameters(value as object) : value;
+    },
+  });
 }

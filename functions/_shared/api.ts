@@ -102,16 +102,3 @@ export const bearerAuth: Security = [{ bearerAuth: [] }];
 /** A token is optional: `{}` is the anonymous alternative. */
 export const optionalBearerAuth: Security = [{ bearerAuth: [] }, {}];
 export const webhookSignature: Security = [{ webhookSignature: [], webhookTimestamp: [] }];
-
-/**
- * A body must be JSON: anything else would validate as `{}`. No body at all is fine here (the
- * schema then reports the missing fields by name).
- */
-export const requireJson: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  const hasBody = c.req.raw.body !== null && c.req.header("content-length") !== "0";
-  if (hasBody && type !== "application/json" && !/^application\/[\w.-]+\+json$/.test(type)) {
-    throw new ApiError(415, "unsupported_media_type", "send the body as JSON with `Content-Type: application/json`");
-  }
-  return next();
-};

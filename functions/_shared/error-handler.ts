@@ -7,7 +7,11 @@ import { ApiError, problem, unavailable } from "./errors.ts";
 /** Whatever a handler or middleware throws becomes one problem document. */
 export const onError: ErrorHandler<AppEnv> = (thrown, c) => {
   let error: Error = thrown;
-  if (error instanceof HTTPException && error.status < 500) {
+  // What Hono and @hono/zod-openapi throw before a handler runs: a body that is not JSON
+  // (a media type the route does not take is a 415), or JSON that does not parse.
+  if (error instanceof HTTPException && error.status === 415) {
+    error = new ApiError(415, "unsupported_media_type", "send the body as JSON with `Content-Type: application/json`");
+  } else if (error instanceof HTTPException && error.status < 500) {
     const malformed = /malformed json/i.test(error.message);
     error = new ApiError(
       error.status as 400,

@@ -70,6 +70,9 @@ const cases: Case[] = [
   { name: "badge: not a UUID", path: () => "/status-levels/badge/nope.svg", status: 400, code: "invalid_request" },
   { name: "badge: other extension", path: () => `/status-levels/badge/${p.orgId}.png`, status: 400, code: "invalid_request" },
   { name: "badge: unknown organization as JSON", path: () => `/status-levels/badge/${uuid()}.json`, status: 404, code: "organization_not_found" },
+  { name: "catalog: unknown query parameter", path: () => "/status-levels/levels?x=1", status: 400, code: "invalid_request" },
+  { name: "health: unknown query parameter", path: () => "/status-levels/health?x=1", status: 400, code: "invalid_request" },
+  { name: "grant: a JSON media type the route does not take", method: "POST", path: () => `/status-levels/organizations/${p.orgId}/grant`, who: "platformAdmin", body: "{\"level\":\"B\"}", headers: { "content-type": "application/vnd_x+json" }, status: 415, code: "unsupported_media_type" },
   { name: "unknown route", path: () => "/status-levels/organisations", status: 404, code: "route_not_found" },
   { name: "wrong method", method: "POST", path: () => `/status-levels/organizations/${p.orgId}`, who: "platformAdmin", json: {}, status: 404, code: "route_not_found" },
 ];

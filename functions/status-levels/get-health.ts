@@ -28,7 +28,7 @@ const route = createRoute({
   middleware: [noQueryParameters] as const,
   responses: {
     200: json(z.object({ status: z.literal("ok"), checks: z.object({ database: CheckResult, cache: CheckResult }) }), "Both up"),
-    ...problems(503),
+    ...problems(400, 503),
   },
 });
 

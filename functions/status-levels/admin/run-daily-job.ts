@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedInOrService } from "../../_shared/auth.ts";
 import { badRequest, unavailable } from "../../_shared/errors.ts";
 import { callRpc } from "../../_shared/rpc.ts";
@@ -26,7 +26,7 @@ const route = createRoute({
     "problem (with the summary) when a step failed - the next run delivers what is owed.",
   tags: ["admin"],
   security: bearerAuth,
-  middleware: [signedInOrService, noQueryParameters, requireJson] as const,
+  middleware: [signedInOrService, noQueryParameters] as const,
   request: { body: jsonBody(RunJobBody) },
   responses: { 200: json(Summary, "The run's summary"), ...problems(400, 401, 403, 413, 415, 503) },
 });

@@ -71,7 +71,7 @@ const route = createRoute({
   tags: ["badge"],
   // hono/etag hashes the body and answers 304 to a matching If-None-Match; the 304 keeps the
   // headers an embedding page needs.
-  middleware: [etag({ retainedHeaders: [...RETAINED_304_HEADERS, "access-control-allow-origin", "cross-origin-resource-policy"] })] as const,
+  middleware: [etag({ retainedHeaders: [...RETAINED_304_HEADERS, "access-control-allow-origin", "access-control-expose-headers", "cross-origin-resource-policy", "x-request-id"] })] as const,
   request: {
     params: z.strictObject({ file: z.string().regex(/^[0-9a-fA-F-]{36}\.(svg|json)$/, { error: "must be <organization id>.svg or .json" }) }),
   },
@@ -104,7 +104,6 @@ export const getBadge = createApi().openapi(route, async (c) => {
     if (format === "json") throw error;
   }
   c.header("cache-control", badgeCacheControl(endsAt));
-  c.header("access-control-allow-origin", "*");
   c.header("cross-origin-resource-policy", "cross-origin");
   c.header("vary", "Accept-Encoding");
   if (format === "svg") return c.body(renderBadge(level), 200, { "content-type": "image/svg+xml; charset=utf-8" });

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { createApi, json, noQueryParameters } from "../../_shared/api.ts";
+import { createApi, json, noQueryParameters, problems } from "../../_shared/api.ts";
 import { Level } from "../../_shared/schemas.ts";
 
 const Catalog = z.object({
@@ -65,7 +65,7 @@ const route = createRoute({
   tags: ["levels"],
   
   middleware: [noQueryParameters] as const,
-  responses: { 200: json(Catalog, "Every level and how it is obtained") },
+  responses: { 200: json(Catalog, "Every level and how it is obtained"), ...problems(400) },
 });
 
 export const getLevelCatalog = createApi().openapi(route, (c) => {

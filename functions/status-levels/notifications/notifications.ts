@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { fromDbError } from "../../_shared/errors.ts";
 import { pageHeaders, pageItems, paginationQuery } from "../../_shared/pagination.ts";
@@ -54,7 +54,7 @@ const markRoute = createRoute({
   summary: "Mark the caller's notifications as read (the given ones, or all)",
   tags: ["notifications"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { body: jsonBody(z.strictObject({ ids: z.array(Uuid).min(1).max(500).optional() })) },
   responses: { 200: json(z.object({ marked: z.number().int() }), "How many were marked"), ...problems(400, 401, 413, 415, 503) },
 });

@@ -36,7 +36,6 @@ export function describeApi(api: OpenAPIHono<AppEnv>): void {
   api.get("/openapi.json", (c) => {
     document ??= api.getOpenAPI31Document(openApiInfo);
     c.header("cache-control", "public, max-age=300");
-    c.header("access-control-allow-origin", "*");
-    return c.json(document as object);
+      return c.json(document as object);
   });
 }

@@ -1,5 +1,5 @@
 import { createRoute, type z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { GrantBody, LevelRow, OrganizationParams } from "./schemas.ts";
@@ -14,7 +14,7 @@ const route = createRoute({
     "C needs an active B and the level C criteria, and never ends. Granting an active level is a 409.",
   tags: ["levels"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { params: OrganizationParams, body: jsonBody(GrantBody) },
   responses: { 201: json(LevelRow, "The granted level"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503) },
 });

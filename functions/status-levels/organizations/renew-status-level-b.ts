@@ -1,5 +1,5 @@
 import { createRoute, type z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { LevelRow, OrganizationParams, RenewBody } from "./schemas.ts";
@@ -12,7 +12,7 @@ const route = createRoute({
   description: "The active B becomes valid for 18 months from now; `last_verified_at` is recorded.",
   tags: ["levels"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { params: OrganizationParams, body: jsonBody(RenewBody) },
   responses: { 200: json(LevelRow, "The renewed level B"), ...problems(400, 401, 403, 404, 413, 415, 503) },
 });

@@ -1,5 +1,5 @@
 import { createRoute } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc } from "../../_shared/rpc.ts";
 import { OrganizationParams, RevokeBody, RevokeResult } from "./schemas.ts";
@@ -14,7 +14,7 @@ const route = createRoute({
     "still a 200, as it always was. Revoking B leaves C alone. The reason is required (audit).",
   tags: ["levels"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { params: OrganizationParams, body: jsonBody(RevokeBody) },
   responses: { 200: json(RevokeResult, "Whether a level was active and is now revoked"), ...problems(400, 401, 403, 404, 413, 415, 503) },
 });

@@ -1,5 +1,5 @@
 import { createRoute, type z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { LevelRow, OrganizationParams, ValidityBody } from "./schemas.ts";
@@ -11,7 +11,7 @@ const route = createRoute({
   summary: "Move the end of an active A or B (platform admins)",
   tags: ["levels"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { params: OrganizationParams, body: jsonBody(ValidityBody) },
   responses: { 200: json(LevelRow, "The level with its new end"), ...problems(400, 401, 403, 404, 413, 415, 422, 503) },
 });

@@ -1,6 +1,6 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { createMiddleware } from "hono/factory";
-import { createApi, json, jsonBody, noQueryParameters, problems, requireJson, webhookSignature } from "../../_shared/api.ts";
+import { createApi, json, jsonBody, noQueryParameters, problems, webhookSignature } from "../../_shared/api.ts";
 import type { AppEnv } from "../../_shared/app-env.ts";
 import { constantTimeEqual, hmacSha256Hex } from "../../_shared/crypto.ts";
 import { config } from "../../_shared/env.ts";
@@ -74,7 +74,7 @@ const route = createRoute({
     "grace from occurred_at; canceled/unpaid -> until a running grace ends.",
   tags: ["subscriptions"],
   security: webhookSignature,
-  middleware: [signedByPaymentsService, noQueryParameters, requireJson] as const,
+  middleware: [signedByPaymentsService, noQueryParameters] as const,
   request: { body: jsonBody(SubscriptionEvent) },
   responses: { 200: json(Outcome, "What the event did"), ...problems(400, 401, 404, 409, 413, 415, 422, 503) },
 });

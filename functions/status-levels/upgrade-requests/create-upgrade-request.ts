@@ -1,5 +1,5 @@
 import { createRoute, type z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, onOrganization } from "../../_shared/rpc.ts";
 import { CreateUpgradeRequestBody, UpgradeRequest } from "./schemas.ts";
@@ -15,7 +15,7 @@ const route = createRoute({
     "PostgREST callers too: 5 requests per user and 10 per organization in any 10 minutes (429 with Retry-After).",
   tags: ["upgrade requests"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { body: jsonBody(CreateUpgradeRequestBody) },
   responses: { 201: json(UpgradeRequest, "The pending request"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 429, 503) },
 });

@@ -1,5 +1,5 @@
 import { createRoute, z } from "@hono/zod-openapi";
-import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems, requireJson } from "../../_shared/api.ts";
+import { bearerAuth, createApi, json, jsonBody, noQueryParameters, problems } from "../../_shared/api.ts";
 import { signedIn } from "../../_shared/auth.ts";
 import { callWriteRpc, type WriteScope } from "../../_shared/rpc.ts";
 import { LevelRow } from "../organizations/schemas.ts";
@@ -44,7 +44,7 @@ const approveRoute = createRoute({
     "refused - e.g. C criteria not met - nothing changes and the request stays pending.",
   tags: ["upgrade requests"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { params: RequestParams, body: jsonBody(ApproveBody) },
   responses: { 200: json(Approval, "The approved request and the level"), ...problems(400, 401, 403, 404, 409, 413, 415, 422, 503) },
 });
@@ -66,7 +66,7 @@ const rejectRoute = createRoute({
   summary: "Reject a pending request with a note (platform admins)",
   tags: ["upgrade requests"],
   security: bearerAuth,
-  middleware: [signedIn, noQueryParameters, requireJson] as const,
+  middleware: [signedIn, noQueryParameters] as const,
   request: { params: RequestParams, body: jsonBody(RejectBody) },
   responses: { 200: json(UpgradeRequest, "The rejected request"), ...problems(400, 401, 403, 404, 409, 413, 415, 503) },
 });
