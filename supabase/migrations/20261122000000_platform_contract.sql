@@ -78,9 +78,28 @@ grant usage on schema private to anon, authenticated, service_role;
 -- rolled back by the database, never committed after the client got a 503. PostgREST applies the
 -- impersonated role's settings to every request. Supabase's defaults are anon 3 s, authenticated
 -- 8 s, service_role none; on a real project this applies to every PostgREST caller of the project.
-alter role anon set statement_timeout = '3s';
-alter role authenticated set statement_timeout = '4s';
-alter role service_role set statement_timeout = '4s';
+-- Role settings belong to the whole cluster: set only what differs, and let a concurrent
+-- migration of another database of the same cluster (parallel test runs) win the race.
+do $$
+declare
+  r record;
+begin
+  for r in select * from (values ('anon', '3s'), ('authenticated', '4s'), ('service_role', '4s')) as t(role, timeout) loop
+    if not exists (
+      select 1 from pg_db_role_setting s join pg_roles o on o.oid = s.setrole
+      where o.rolname = r.role and s.setdatabase = 0 and format('statement_timeout=%s', r.timeout) = any (s.setconfig)
+    ) then
+      begin
+        execute format('alter role %I set statement_timeout = %L', r.role, r.timeout);
+      exception when others then
+        if sqlerrm !~ 'concurrently' then
+          raise;
+        end if;
+      end;
+    end if;
+  end loop;
+end
+$$;
 -- PostgREST reads role settings when it (re)loads its configuration.
 notify pgrst, 'reload config';
 
