@@ -45,6 +45,36 @@ export type Database = {
           },
         ]
       }
+      daily_job_runs: {
+        Row: {
+          as_of: string
+          finished_at: string | null
+          id: string
+          ok: boolean | null
+          started_at: string
+          summary: Json | null
+          trigger: string
+        }
+        Insert: {
+          as_of: string
+          finished_at?: string | null
+          id: string
+          ok?: boolean | null
+          started_at: string
+          summary?: Json | null
+          trigger: string
+        }
+        Update: {
+          as_of?: string
+          finished_at?: string | null
+          id?: string
+          ok?: boolean | null
+          started_at?: string
+          summary?: Json | null
+          trigger?: string
+        }
+        Relationships: []
+      }
       email_outbox: {
         Row: {
           attempts: number
@@ -738,6 +768,18 @@ export type Database = {
         Returns: Json
       }
       mark_notifications_read: { Args: { p_ids?: string[] }; Returns: number }
+      record_daily_job_run: {
+        Args: {
+          p_as_of: string
+          p_finished_at?: string
+          p_ok?: boolean
+          p_run_id: string
+          p_started_at: string
+          p_summary?: Json
+          p_trigger: string
+        }
+        Returns: undefined
+      }
       reject_upgrade_request: {
         Args: { p_note: string; p_request_id: string }
         Returns: Json
@@ -764,6 +806,7 @@ export type Database = {
         Args: { p_days?: number; p_organization_id: string }
         Returns: string
       }
+      status_levels_health: { Args: Record<PropertyKey, never>; Returns: Json }
       status_levels_ping: { Args: Record<PropertyKey, never>; Returns: Json }
       update_status_validity: {
         Args: {

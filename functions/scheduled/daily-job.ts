@@ -33,6 +33,8 @@ export interface DailyJobOptions {
   /** Longest wait for one e-mail (EMAIL_TIMEOUT_MS); tests shorten it. */
   emailTimeoutMs?: number;
   batchSize?: number;
+  /** What started the run, recorded with it (the health check reports the last one). */
+  trigger?: "cron" | "admin" | "service";
   log: LogFn;
 }
 
@@ -87,6 +89,18 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   const batch = options.batchSize ?? 5000;
   const db = supabaseAsService(env);
   const base = { p_as_of: options.asOf, p_organization_ids: options.organizationIds, p_batch: batch };
+  const run = {
+    p_run_id: crypto.randomUUID(),
+    p_trigger: options.trigger ?? "service",
+    p_started_at: new Date(started).toISOString(),
+    p_as_of: options.asOf ?? new Date(started).toISOString(),
+  };
+  // The record of the run is for the health check: failing to write it must not stop the job.
+  const record = (fields: { p_finished_at?: string; p_ok?: boolean; p_summary?: Json }) =>
+    callRpc(db, "record_daily_job_run", { ...run, ...fields }).catch((error: Error) =>
+      options.log("warn", "could not record the daily job run; the health check will not see it", { error: error.message }),
+    );
+  await record({});
 
   /**
    * Runs batches of a step until it reports no more work, the deadline passes or its work no longer
@@ -196,6 +210,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
     steps: { expire, end_grace: endGrace, expiry_notices: notices, deliver },
   };
   options.log(summary.ok ? "info" : "error", "daily job summary", summary as unknown as Record<string, unknown>);
+  await record({ p_finished_at: new Date().toISOString(), p_ok: summary.ok, p_summary: summary as unknown as Json });
   return summary;
 }
 

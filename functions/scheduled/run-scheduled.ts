@@ -14,6 +14,7 @@ export async function runScheduled(controller: ScheduledController, env: Env): P
   // e-mail batch is bounded so that all the run sent is recorded by 14 (a minute of margin).
   const summary = await runDailyJob(env, {
     log: jobLog,
+    trigger: "cron",
     asOf: new Date(controller.scheduledTime).toISOString(),
     deadlineMs: 12 * 60_000,
     hardDeadlineMs: 14 * 60_000,

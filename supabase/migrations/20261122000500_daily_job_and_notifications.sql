@@ -535,6 +535,80 @@ begin
 end;
 $$;
 
+-- Every run of the daily job, started and finished, so the health check can say when it last
+-- succeeded: the old system's first risk was a cron that silently did not run.
+create table public.daily_job_runs (
+  id uuid primary key,
+  trigger text not null check (trigger in ('cron', 'admin', 'service')),
+  started_at timestamptz not null,
+  as_of timestamptz not null,
+  finished_at timestamptz,
+  ok boolean,
+  summary jsonb,
+  constraint finished_runs_say_how check ((finished_at is null) = (ok is null))
+);
+create index daily_job_runs_finished on public.daily_job_runs (finished_at desc) where finished_at is not null;
+create index daily_job_runs_succeeded on public.daily_job_runs (finished_at desc) where ok;
+alter table public.daily_job_runs enable row level security;
+create policy daily_job_runs_read on public.daily_job_runs for select to authenticated
+  using ((select private.is_platform_admin()));
+revoke all on public.daily_job_runs from anon, authenticated, service_role;
+grant select on public.daily_job_runs to authenticated;
+grant all on public.daily_job_runs to service_role;
+
+-- The job records its start (no finished_at) and its end (finished_at, ok, the summary).
+create or replace function public.record_daily_job_run(
+  p_run_id uuid,
+  p_trigger text,
+  p_started_at timestamptz,
+  p_as_of timestamptz,
+  p_finished_at timestamptz default null,
+  p_ok boolean default null,
+  p_summary jsonb default null
+)
+returns void
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+  perform private.require_system();
+  insert into public.daily_job_runs as r (id, trigger, started_at, as_of, finished_at, ok, summary)
+  values (p_run_id, p_trigger, p_started_at, p_as_of, p_finished_at, p_ok, p_summary)
+  on conflict (id) do update set finished_at = excluded.finished_at, ok = excluded.ok, summary = excluded.summary;
+end;
+$$;
+
+-- What the health check reports beyond reachability: when the daily job last finished and last
+-- succeeded, and the e-mail outbox's backlog and dead letters. Counts for anyone (an uptime
+-- monitor); the last run's summary for platform admins and the system only.
+create or replace function public.status_levels_health()
+returns jsonb
+language sql
+stable
+security definer
+set search_path = ''
+as $$
+  with last_run as (
+    select finished_at, ok, summary from public.daily_job_runs
+    where finished_at is not null order by finished_at desc limit 1
+  )
+  select jsonb_build_object(
+    'daily_job', jsonb_build_object(
+      'last_finished_at', (select finished_at from last_run),
+      'last_ok', (select ok from last_run),
+      'last_success_at', (select max(finished_at) from public.daily_job_runs where ok),
+      'last_summary', case when private.is_platform_admin() or private.is_system() then (select summary from last_run) end
+    ),
+    'email_outbox', jsonb_build_object(
+      'pending', (select count(*) from public.email_outbox where state = 'pending'),
+      'failed', (select count(*) from public.email_outbox where state = 'failed'),
+      'dead', (select count(*) from public.email_outbox where state = 'dead')
+    ),
+    'checked_at', now()
+  )
+$$;
+
 -- The Worker runs the job with the service role when a platform admin asks it to (POST
 -- /admin/jobs/daily): this is that check, in SQL like every other admin check.
 create or replace function public.authorize_daily_job_run()
@@ -611,6 +685,12 @@ begin
 end;
 $$;
 
+revoke all on function
+  public.record_daily_job_run(uuid, text, timestamptz, timestamptz, timestamptz, boolean, jsonb),
+  public.status_levels_health()
+  from public, anon, authenticated;
+grant execute on function public.record_daily_job_run(uuid, text, timestamptz, timestamptz, timestamptz, boolean, jsonb) to service_role;
+grant execute on function public.status_levels_health() to anon, authenticated, service_role;
 revoke all on function
   public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb),
   public.complete_email_deliveries(jsonb, timestamptz, integer),

@@ -154,6 +154,12 @@ async function buildWorld(): Promise<World> {
        returning id`,
       [org],
     );
+  const jobRun = () =>
+    one(
+      `insert into public.daily_job_runs (id, trigger, started_at, as_of, finished_at, ok, summary)
+       values (gen_random_uuid(), 'service', now() - interval '1 year', now() - interval '1 year', now() - interval '1 year', true, '{}') returning id`,
+      [],
+    );
   const firstOf = (table: string, org: string) => one(`select id from public.${table} where organization_id = $1 order by id limit 1`, [org]);
 
   const users: Record<UserRole, TestUser> = { outsider, member, manager, owner, orgAdmin, platformAdmin, revokedPlatformAdmin, otherOrgOwner };
@@ -189,6 +195,7 @@ async function buildWorld(): Promise<World> {
       },
       email_outbox: { P: await email(owner.id, P), Q: await email(otherOrgOwner.id, Q) },
       notification_queue: { P: await queued(P), Q: await queued(Q) },
+      daily_job_runs: { P: await jobRun(), Q: await jobRun() },
     },
   };
 }
@@ -429,6 +436,19 @@ const TABLES: Record<TableName, TableSpec> = {
     update: onlyServiceRole(rows("P", "Q")),
     delete: onlyServiceRole(rows("P", "Q")),
   },
+  daily_job_runs: {
+    keyColumns: ["id"],
+    newRow: () => ({ id: uuid(), trigger: "service", started_at: now(), as_of: now() }),
+    change: () => ({ summary: { edited: "by the RLS matrix" } }),
+    select: {
+      // Platform admins only (what the job did, its errors); the health check reports counts to anyone.
+      anon: DENIED, outsider: NONE, member: NONE, manager: NONE, owner: NONE, orgAdmin: NONE,
+      platformAdmin: rows("P", "Q"), revokedPlatformAdmin: NONE, otherOrgOwner: NONE, serviceRole: rows("P", "Q"),
+    },
+    insert: onlyServiceRole(rows("new")),
+    update: onlyServiceRole(rows("P", "Q")),
+    delete: onlyServiceRole(rows("P", "Q")),
+  },
   notification_queue: {
     keyColumns: ["id"],
     newRow: (w) => ({ organization_id: w.org.P, kind: "level_expired", status_level_id: w.level.P, level: "B" }),
@@ -503,6 +523,28 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
       title: "health check",
       args: () => ({}),
       expect: Object.fromEntries(ROLES.map((r) => [r, ok((v) => expect(v).toMatchObject({ ok: true }))])) as Record<Role, FnExpect>,
+    },
+  ],
+  status_levels_health: [
+    {
+      title: "what the health check reports: counts for anyone, the last run's summary for platform admins and the system",
+      args: () => ({}),
+      expect: Object.fromEntries(
+        ROLES.map((r) => [
+          r,
+          ok((v) => {
+            expect(v).toMatchObject({ daily_job: expect.any(Object), email_outbox: { dead: expect.any(Number) } });
+            if (r !== "platformAdmin" && r !== "serviceRole") expect(v.daily_job.last_summary).toBeNull();
+          }),
+        ]),
+      ) as Record<Role, FnExpect>,
+    },
+  ],
+  record_daily_job_run: [
+    {
+      title: "the job records a run",
+      args: () => ({ p_run_id: uuid(), p_trigger: "service", p_started_at: now(), p_as_of: now() }),
+      expect: systemOnly(() => {}),
     },
   ],
   get_current_status_level: [
@@ -1196,7 +1238,9 @@ describe("beyond the grid", () => {
       "private.all_https_urls(text[])", "private.can_manage_org(uuid)", "private.is_org_member(uuid)",
       "private.is_platform_admin()", "private.is_valid_time_zone(text)", "private.org_role(uuid)",
     ];
-    const publicReads = ["public.get_current_status_level(uuid)", "public.get_organization_status(uuid)", "public.status_levels_ping()"];
+    const publicReads = [
+      "public.get_current_status_level(uuid)", "public.get_organization_status(uuid)", "public.status_levels_health()", "public.status_levels_ping()",
+    ];
     const members = [
       "public.approve_upgrade_request(uuid,text)", "public.authorize_daily_job_run()", "public.cancel_upgrade_request(uuid)",
       "public.check_level_c_criteria(uuid)", "public.list_email_outbox(text,integer,integer)",
@@ -1215,6 +1259,7 @@ describe("beyond the grid", () => {
         "public.complete_email_deliveries(jsonb,timestamp with time zone,integer)", "public.ensure_level_a(uuid,uuid)",
         "public.handle_subscription_status_change(uuid,text,timestamp with time zone,timestamp with time zone)",
         "public.is_grace_period_ended(uuid)", "public.run_daily_job_step(text,timestamp with time zone,integer,uuid[],jsonb)",
+        "public.record_daily_job_run(uuid,text,timestamp with time zone,timestamp with time zone,timestamp with time zone,boolean,jsonb)",
         "public.start_grace_period(uuid,integer)",
       ],
     };

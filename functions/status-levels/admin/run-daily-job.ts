@@ -45,6 +45,7 @@ export const runDailyJobNow = createApi().openapi(route, async (c) => {
     ...(body.as_of ? { asOf: body.as_of } : {}),
     ...(body.organization_ids ? { organizationIds: body.organization_ids } : {}),
     // A caller waits for the answer: new batches for 25 s, everything recorded within 45 s.
+    trigger: c.get("service") ? "service" : "admin",
     deadlineMs: 25_000,
     hardDeadlineMs: 45_000,
     log: (level, msg, fields) => log(level, msg, { job: "daily", run_id: runId, triggered_by: caller?.userId ?? "service_role", ...fields }),
