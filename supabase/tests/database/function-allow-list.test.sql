@@ -31,6 +31,7 @@ insert into allowed values
   -- anyone's reads
   ('public.get_current_status_level(uuid)', true, true, true),
   ('public.get_organization_status(uuid)', true, true, true),
+  ('public.status_levels_health()', true, true, true),
   ('public.status_levels_ping()', true, true, true),
   -- signed-in users (each checks who calls it) and the service role
   ('public.approve_upgrade_request(uuid,text)', false, true, true),
@@ -55,6 +56,7 @@ insert into allowed values
   ('public.ensure_level_a(uuid,uuid)', false, false, true),
   ('public.handle_subscription_status_change(uuid,text,timestamp with time zone,timestamp with time zone)', false, false, true),
   ('public.is_grace_period_ended(uuid)', false, false, true),
+  ('public.record_daily_job_run(uuid,text,timestamp with time zone,timestamp with time zone,timestamp with time zone,boolean,jsonb)', false, false, true),
   ('public.run_daily_job_step(text,timestamp with time zone,integer,uuid[],jsonb)', false, false, true),
   ('public.start_grace_period(uuid,integer)', false, false, true);
 

@@ -29,7 +29,7 @@ select is(
 select ok(
   array['organizations', 'organization_members', 'platform_admins', 'reviews', 'case_studies', 'subscriptions',
         'organization_status_levels', 'upgrade_requests', 'status_level_history', 'subscription_events',
-        'expiry_notices', 'notifications', 'email_outbox', 'notification_queue']
+        'expiry_notices', 'notifications', 'email_outbox', 'notification_queue', 'daily_job_runs']
     <@ array(select name::text from exposed_relations where kind in ('r', 'p')),
   'the check above covers every table of the service'
 );
