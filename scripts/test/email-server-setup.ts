@@ -1,5 +1,6 @@
 import type { TestProject } from "vitest/node";
 import { startEmailServer } from "./email-server.ts";
+import { runOnce } from "./run-once.ts";
 import "./provided-email.ts";
 
 /**
@@ -8,7 +9,7 @@ import "./provided-email.ts";
  * recipients, so they run in parallel.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const server = await startEmailServer();
+  const { value: server, release } = await runOnce("email-server", startEmailServer, (s) => s.stop());
   project.provide("emailServer", { url: server.url, controlUrl: server.controlUrl });
-  return () => server.stop();
+  return release;
 }
