@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -23,17 +23,40 @@ export interface RunningStack {
 export const stackDir = path.join(projectRoot, ".stack");
 
 /**
+ * The name of this checkout's dev stack: its own database (`status_levels_dev_<name>`) and Redis
+ * prefix (`sl-dev-<name>`), so several checkouts on one machine never share data and `--reset`
+ * touches only its own. By default the checkout folder's name and a short hash of its path;
+ * `npm run dev -- --name <name>` picks another.
+ */
+export function devStackName(name?: string): string {
+  if (name !== undefined) {
+    if (!/^[a-z0-9_]{1,32}$/.test(name)) throw new Error(`--name must be 1-32 of a-z, 0-9 and _ (got "${name}")`);
+    return name;
+  }
+  const folder = path.basename(projectRoot).toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_+|_+$/g, "").slice(0, 20);
+  const hash = createHash("sha256").update(projectRoot).digest("hex").slice(0, 8);
+  return folder ? `${folder}_${hash}` : hash;
+}
+
+export const devDatabaseName = (name: string) => `status_levels_dev_${name}`;
+export const devCacheKeyPrefix = (name: string) => `sl-dev-${name}`;
+
+/**
  * Starts Postgres (or finds one), bootstraps and migrates a database, then PostgREST, the gateway,
  * Redis and the Upstash proxy. `test` gets a fresh, uniquely named database and fresh keys and
- * drops the database on stop; `dev` keeps one database, its keys and its demo data across runs.
+ * drops the database on stop; `dev` keeps its database (named by `devName`), its keys and its demo
+ * data across runs.
  */
 export async function startStack({
   mode,
   reset = false,
+  devName = devStackName(),
   embeddedPostgres,
 }: {
   mode: "test" | "dev";
   reset?: boolean;
+  /** The dev stack's name (see devStackName). */
+  devName?: string;
   /** Force the embedded Postgres even when another one answers (tests of that path). */
   embeddedPostgres?: boolean;
 }): Promise<RunningStack> {
@@ -51,7 +74,7 @@ export async function startStack({
     stops.push(pg.stop);
     stackLog(`Postgres: ${pg.source}`);
 
-    const databaseName = mode === "dev" ? "status_levels_dev" : `status_levels_test_${Date.now().toString(36)}_${process.pid}`;
+    const databaseName = mode === "dev" ? devDatabaseName(devName) : `status_levels_test_${Date.now().toString(36)}_${process.pid}`;
     if (mode === "dev" && reset) await dropDatabase(pg.adminUrl, databaseName);
     const freshDatabase = mode === "test" || reset || !(await databaseExists(pg.adminUrl, databaseName));
     await createDatabase(pg.adminUrl, databaseName);
