@@ -1,46 +1,30 @@
+/// <reference path="../worker-configuration.d.ts" />
 import { z } from "zod";
 
-/** The Worker's bindings: `[vars]` in wrangler.toml, secrets set with `wrangler secret put`. */
-export interface Env {
-  SUPABASE_URL: string;
-  SUPABASE_ANON_KEY: string;
-  /** Only the daily job and the subscription handler use it; never a caller's request. */
-  SUPABASE_SERVICE_ROLE_KEY: string;
-  /** The project's legacy HS256 secret: a fallback for tokens not signed with a JWKS key. */
-  SUPABASE_JWT_SECRET?: string;
-  /** The only `iss` accepted in access tokens; default `${SUPABASE_URL}/auth/v1`, what Supabase Auth issues. */
-  SUPABASE_JWT_ISSUER?: string;
-  UPSTASH_REDIS_REST_URL: string;
-  UPSTASH_REDIS_REST_TOKEN: string;
-  /** Comma-separated origins allowed to call the API from a browser, or `*`. */
-  CORS_ALLOWED_ORIGINS?: string;
-  STATUS_CACHE_TTL_SECONDS?: string;
-  /** `false` turns the status cache off (benchmarks, incident response). */
-  STATUS_CACHE_ENABLED?: string;
-  /** Prefix of every Redis key, so several deployments or test runs can share one Redis. */
-  CACHE_KEY_PREFIX?: string;
-  /**
-   * Per-call limit for Supabase and Redis, so a stuck dependency becomes a 503, not a hang. Must be
-   * longer than DATABASE_STATEMENT_TIMEOUT_MS, so the database gives up on a write before the Worker does.
-   */
-  DEPENDENCY_TIMEOUT_MS?: string;
-  /**
-   * The longest statement timeout of the API roles in the database (anon, authenticated,
-   * service_role; migration 20261122000000_platform_contract.sql sets 3 s, 4 s, 4 s). Only
-   * checked against DEPENDENCY_TIMEOUT_MS: change both together.
-   */
-  DATABASE_STATEMENT_TIMEOUT_MS?: string;
-  SUBSCRIPTION_WEBHOOK_SECRET?: string;
-  EMAIL_API_URL?: string;
-  EMAIL_API_TOKEN?: string;
-  EMAIL_FROM?: string;
-  LOG_LEVEL?: string;
-  /**
-   * `true` checks every response against its route's declared schema and answers a 500 problem
-   * when it does not match (tests and `npm run dev`; leave it off in production).
-   */
-  CHECK_RESPONSES?: string;
-}
+/**
+ * The Worker's bindings. Their names come from `wrangler types` (functions/worker-configuration.d.ts,
+ * `npm run gen:worker-types`; CI fails when it is stale): the `[vars]` of every environment in
+ * wrangler.toml and the secrets named in .dev.vars.example. Added here is what the generator cannot
+ * know: which secrets a deployment may leave unset, and settings no environment sets by default.
+ * What each one means, and its default, is the schema below; `config()` checks them all.
+ */
+export type Env = Omit<Cloudflare.Env, OptionalSecret> &
+  Partial<Pick<Cloudflare.Env, OptionalSecret>> & {
+    /** The only `iss` accepted in access tokens; default `${SUPABASE_URL}/auth/v1`, what Supabase Auth issues. */
+    SUPABASE_JWT_ISSUER?: string;
+    /**
+     * `true` checks every response against its route's declared schema and answers a 500 problem
+     * when it does not match (tests and `npm run dev`; leave it off in production).
+     */
+    CHECK_RESPONSES?: string;
+  };
+
+/**
+ * SUPABASE_JWT_SECRET: the project's legacy HS256 secret, a fallback for tokens not signed with a
+ * JWKS key. SUBSCRIPTION_WEBHOOK_SECRET: without it the payments webhook refuses every event.
+ * EMAIL_API_TOKEN: only with an EMAIL_API_URL that wants one.
+ */
+type OptionalSecret = "SUPABASE_JWT_SECRET" | "SUBSCRIPTION_WEBHOOK_SECRET" | "EMAIL_API_TOKEN";
 
 const configSchema = z.object({
   SUPABASE_URL: z.url(),
