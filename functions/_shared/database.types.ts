@@ -754,6 +754,10 @@ export type Database = {
         Args: { p_limit?: number; p_offset?: number; p_state?: string }
         Returns: Json
       }
+      list_level_c_at_risk: {
+        Args: { p_limit?: number; p_offset?: number; p_within_days?: number }
+        Returns: Json
+      }
       list_pending_upgrade_requests: {
         Args: { p_limit?: number; p_offset?: number }
         Returns: Json
@@ -768,6 +772,10 @@ export type Database = {
         Returns: Json
       }
       mark_notifications_read: { Args: { p_ids?: string[] }; Returns: number }
+      project_level_c: {
+        Args: { p_horizon_days?: number; p_organization_id: string }
+        Returns: Json
+      }
       record_daily_job_run: {
         Args: {
           p_as_of: string

@@ -511,6 +511,8 @@ const statusFull = (org: "P" | "Q", level: string, canManage: boolean): FnExpect
     expect(v.active_levels).toEqual([expect.objectContaining({ id: w.level[org], level, notes: org === "P" ? "internal note" : null })]);
   });
 const criteria = (meets: boolean): FnExpect => ok((v) => expect(v).toMatchObject({ meets_criteria: meets }));
+const projection = (org: "P" | "Q", meets: boolean): FnExpect =>
+  ok((v, w) => expect(v).toMatchObject({ organization_id: w.org[org], horizon_days: 30, meets_criteria_now: meets }));
 const historyItems = (org: "P" | "Q"): FnExpect =>
   ok((v, w) => expect({ total: v.total, ids: v.items.map((i: { id: number }) => String(i.id)) }).toEqual({ total: 1, ids: [w.history[org]] }));
 const requestItems = (org: "P" | "Q"): FnExpect =>
@@ -612,6 +614,25 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
       },
     },
   ],
+  project_level_c: [
+    {
+      title: "public organization: members and admins; 403 for other signed-in users",
+      args: (w) => ({ p_organization_id: w.org.P, p_horizon_days: 30 }),
+      expect: {
+        anon: NO_EXECUTE, outsider: NOT_ALLOWED, member: projection("P", true), manager: projection("P", true), owner: projection("P", true),
+        orgAdmin: projection("P", true), platformAdmin: projection("P", true), revokedPlatformAdmin: NOT_ALLOWED, otherOrgOwner: NOT_ALLOWED,
+        serviceRole: projection("P", true),
+      },
+    },
+    {
+      title: "non-public organization: 404 for non-members",
+      args: (w) => ({ p_organization_id: w.org.Q, p_horizon_days: 30 }),
+      expect: {
+        anon: NO_EXECUTE, outsider: ORG_NOT_FOUND, member: ORG_NOT_FOUND, manager: ORG_NOT_FOUND, owner: ORG_NOT_FOUND, orgAdmin: ORG_NOT_FOUND,
+        platformAdmin: projection("Q", false), revokedPlatformAdmin: ORG_NOT_FOUND, otherOrgOwner: projection("Q", false), serviceRole: projection("Q", false),
+      },
+    },
+  ],
   get_status_level_history: [
     {
       title: "public organization: members and admins; 403 for other signed-in users",
@@ -660,6 +681,20 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
       title: "the e-mail outbox (dead letters): platform admins and the system",
       args: () => ({ p_state: "dead", p_limit: 10 }),
       expect: platformAdminOnly((v) => expect(v).toMatchObject({ total: expect.any(Number), items: expect.any(Array) }), ok()),
+    },
+  ],
+  list_level_c_at_risk: [
+    {
+      title: "C holders at risk: platform admins and the system",
+      args: () => ({ p_within_days: 30, p_limit: 200 }),
+      // Q holds C without meeting the criteria; other tests add C holders in parallel.
+      expect: platformAdminOnly(
+        (v) => {
+          expect(v).toMatchObject({ total: expect.any(Number), within_days: 30, items: expect.any(Array) });
+          expect(v.total).toBeGreaterThanOrEqual(1);
+        },
+        ok((v) => expect(v.total).toBeGreaterThanOrEqual(1)),
+      ),
     },
   ],
   list_pending_upgrade_requests: [
@@ -1244,6 +1279,7 @@ describe("beyond the grid", () => {
     const members = [
       "public.approve_upgrade_request(uuid,text)", "public.authorize_daily_job_run()", "public.cancel_upgrade_request(uuid)",
       "public.check_level_c_criteria(uuid)", "public.list_email_outbox(text,integer,integer)",
+      "public.list_level_c_at_risk(integer,integer,integer)", "public.project_level_c(uuid,integer)",
       "public.create_upgrade_request(uuid,text,text,text[])", "public.get_status_level_history(uuid,integer,integer)",
       "public.grant_status_level(uuid,text,timestamp with time zone,uuid,text)", "public.list_pending_upgrade_requests(integer,integer)",
       "public.list_upgrade_requests(uuid,text,integer,integer)", "public.reject_upgrade_request(uuid,text)",
