@@ -3,7 +3,7 @@ import { cors } from "hono/cors";
 import type { AppEnv } from "./app-env.ts";
 
 /** Response headers a browser page may read. */
-export const exposedHeaders = ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count", "link"];
+export const exposedHeaders = ["x-request-id", "etag", "retry-after", "x-cache", "x-total-count", "link", "x-computed-at"];
 
 // One CORS middleware per distinct setting (in practice one per isolate), not one per request.
 const bySetting = new Map<string, MiddlewareHandler<AppEnv>>();

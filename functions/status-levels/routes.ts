@@ -1,6 +1,7 @@
 import { createApi } from "../_shared/api.ts";
 import { checkResponses } from "../_shared/response-check.ts";
 import { listEmailOutbox } from "./admin/list-email-outbox.ts";
+import { listLevelCAtRisk } from "./admin/list-level-c-at-risk.ts";
 import { listPendingUpgradeRequests } from "./admin/list-pending-upgrade-requests.ts";
 import { runDailyJobNow } from "./admin/run-daily-job.ts";
 import { getBadge } from "./badge/get-badge.ts";
@@ -44,6 +45,7 @@ export function createStatusLevelsApi() {
     .route("/", approveUpgradeRequest)
     .route("/", rejectUpgradeRequest)
     .route("/", listPendingUpgradeRequests)
+    .route("/", listLevelCAtRisk)
     .route("/", postSubscriptionEvent)
     .route("/", listNotifications)
     .route("/", markNotificationsRead)

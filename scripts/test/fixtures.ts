@@ -140,7 +140,27 @@ export function makeFixtures(exec: Exec, keys: SigningKeys) {
     await caseStudy(orgId);
   };
 
-  return { user, organization, member, platformAdmin, orgWithPeople, reviews, caseStudy, levelRow, subscription, meetsLevelC };
+  /**
+   * Meets level C now (B, 15 reviews in 12 months all answered within 2 h, a case study), but the
+   * oldest review leaves the 12-month window in about 5 days.
+   */
+  const levelCAtRiskInFiveDays = async (orgId: string): Promise<void> => {
+    const now = Date.now();
+    const yearAgo = new Date(now);
+    yearAgo.setUTCFullYear(yearAgo.getUTCFullYear() - 1);
+    const leaving = yearAgo.getTime() + 5 * 86_400_000 - 3_600_000;
+    await levelRow(orgId, "B");
+    await reviews(orgId, [
+      { publishedAt: new Date(leaving), respondedAt: new Date(leaving + 3_600_000) },
+      ...Array.from({ length: 14 }, (_, i) => {
+        const published = now - (i + 1) * 3 * 86_400_000;
+        return { publishedAt: new Date(published), respondedAt: new Date(published + 2 * 3_600_000) };
+      }),
+    ]);
+    await caseStudy(orgId);
+  };
+
+  return { user, organization, member, platformAdmin, orgWithPeople, reviews, caseStudy, levelRow, subscription, meetsLevelC, levelCAtRiskInFiveDays };
 }
 
 export type Fixtures = ReturnType<typeof makeFixtures>;

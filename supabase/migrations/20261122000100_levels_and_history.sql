@@ -437,6 +437,8 @@ begin
     'active_levels', coalesce(levels, '[]'::jsonb),
     'level_c_progress', level_c -> 'criteria',
     'level_c_checklist', case when full_view then level_c - 'criteria' end,
+    -- The criteria over the next 30 days, assuming nothing new happens (level C migration).
+    'level_c_projection', case when full_view then private.level_c_projection(p_organization_id, 30, now(), false) end,
     'pending_upgrade_request', case when full_view then (
       select jsonb_build_object('id', r.id, 'target_level', r.target_level, 'created_at', r.created_at, 'requested_by', r.requested_by)
       from public.upgrade_requests r

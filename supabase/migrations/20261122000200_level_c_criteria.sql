@@ -551,7 +551,7 @@ $$;
 -- For one organization the planner expects a handful of leaving reviews and sorts them to group
 -- them by day; there can be thousands (4,000 a window for 100,000 reviews), which hashing groups
 -- in a third of the time.
-create or replace function private.level_c_projection(org uuid, horizon_days integer, as_of timestamptz default now())
+create or replace function private.level_c_projection(org uuid, horizon_days integer, as_of timestamptz default now(), with_days boolean default true)
 returns jsonb
 language plpgsql
 stable
@@ -574,10 +574,9 @@ begin
       'first_failing_on', p.first_failing_on,
       'first_meeting_on', p.first_meeting_on,
       'criteria', p.criteria,
-      'failing', p.failing,
-      'days', p.days
-    )
-    from private.level_c_projection_for(array[org], horizon_days, as_of, true) p
+      'failing', p.failing
+    ) || case when with_days then jsonb_build_object('days', p.days) else '{}' end
+    from private.level_c_projection_for(array[org], horizon_days, as_of, with_days) p
   );
 end;
 $$;

@@ -131,9 +131,36 @@ describe("GET /status-levels/organizations/{id}/eligibility", () => {
     expect(e).toMatchObject({ current_level: "0", next_level: "B", can_request_upgrade: true });
   });
 
+  it("projects the criteria over the coming days: a review leaving the 12-month window in 5 days fails review_count, with what would keep it", async () => {
+    const p = await fixtures.orgWithPeople();
+    await fixtures.levelCAtRiskInFiveDays(p.orgId);
+    const e = await body(await call(`/status-levels/organizations/${p.orgId}/eligibility`, { token: p.member.token }));
+    expect(e.meets_criteria).toBe(true);
+    const projection = e.level_c_projection;
+    expect(projection).toMatchObject({ horizon_days: 30, meets_criteria_now: true, meets_criteria_at_horizon: false, time_zone: "UTC" });
+    const failsOn = projection.first_failing_on as string;
+    const daysAhead = Math.round((Date.parse(failsOn) - Date.parse(projection.today)) / 86_400_000);
+    expect(daysAhead).toBeGreaterThanOrEqual(4);
+    expect(daysAhead).toBeLessThanOrEqual(6);
+    expect(projection.failing).toEqual([expect.objectContaining({ criterion: "review_count", fails_on: failsOn, keep: `1 more published review before ${failsOn}` })]);
+    expect(projection.criteria.review_count).toMatchObject({ value_now: 15, value_at_horizon: 14, changes_on: failsOn });
+    expect(projection.days).toHaveLength(31);
+
+    const short = await body(await call(`/status-levels/organizations/${p.orgId}/eligibility?horizon=3`, { token: p.member.token }));
+    expect(short.level_c_projection).toMatchObject({ horizon_days: 3, meets_criteria_at_horizon: true, first_failing_on: null, failing: [] });
+    await expectProblem(await call(`/status-levels/organizations/${p.orgId}/eligibility?horizon=91`, { token: p.member.token }), 400, "invalid_request");
+
+    // The status view carries the same 30 days, without the day-by-day series; the public one none.
+    const view = await body(await call(`/status-levels/organizations/${p.orgId}`, { token: p.member.token }));
+    expect(view.level_c_projection).toMatchObject({ horizon_days: 30, first_failing_on: failsOn });
+    expect(view.level_c_projection).not.toHaveProperty("days");
+    expect((await body(await call(`/status-levels/organizations/${p.orgId}`))).level_c_projection).toBeNull();
+  });
+
   it("is for members: 403 for an outsider, 401 anonymous", async () => {
     const p = await fixtures.orgWithPeople();
     await expectProblem(await call(`/status-levels/organizations/${p.orgId}/eligibility`, { token: p.outsider.token }), 403, "not_allowed");
     await expectProblem(await call(`/status-levels/organizations/${p.orgId}/eligibility`), 401, "unauthorized");
   });
 });
+

@@ -79,6 +79,54 @@ export const LevelCChecklist = z
   })
   .openapi("LevelCChecklist");
 
+/** A calendar date in the organization's time zone, e.g. 2027-01-14. */
+export const LocalDate = z.iso.date().describe("a date in the organization's time zone");
+
+const CriterionValue = z.union([z.number(), z.boolean()]).nullable();
+
+const ProjectedCriterion = z.object({
+  value_now: CriterionValue,
+  met_now: z.boolean(),
+  value_at_horizon: CriterionValue,
+  met_at_horizon: z.boolean(),
+  needed: z.union([z.number(), z.boolean()]),
+  changes_on: LocalDate.nullable().describe("the first date it stops (or starts) being met; null: no change within the horizon"),
+  keep: z.string().nullable().describe("what would keep it met through the horizon, e.g. \"3 more published reviews before 2027-01-14\""),
+  valid_until: Timestamp.nullable().optional().describe("has_active_b: when level B ends"),
+  days: z.array(z.object({ date: LocalDate, value: CriterionValue, met: z.boolean() })).optional().describe("the value at the end of each date of the horizon"),
+});
+
+/**
+ * Level C's criteria over the coming days if nothing new happens (no new reviews, responses or
+ * case studies; levels as they are), as the 12-month and 90-day windows slide. The value on a date
+ * is the value at the end of that date in the organization's time zone.
+ */
+export const LevelCProjection = z
+  .object({
+    organization_id: Uuid,
+    as_of: Timestamp,
+    time_zone: z.string(),
+    today: LocalDate,
+    horizon_days: z.number().int(),
+    horizon_date: LocalDate,
+    meets_criteria_now: z.boolean(),
+    meets_criteria_at_horizon: z.boolean(),
+    first_failing_on: LocalDate.nullable().describe("meeting the criteria now: the first date they stop being met"),
+    first_meeting_on: LocalDate.nullable().describe("not meeting them now: the first date they are met"),
+    criteria: z.object({
+      has_active_b: ProjectedCriterion,
+      review_count: ProjectedCriterion,
+      response_rate: ProjectedCriterion,
+      avg_response_hours: ProjectedCriterion,
+      public_cases: ProjectedCriterion,
+    }),
+    failing: z
+      .array(z.object({ criterion: z.string(), fails_on: LocalDate, value_now: CriterionValue, met_now: z.boolean(), needed: z.union([z.number(), z.boolean()]), keep: z.string().nullable() }))
+      .describe("the criteria not met now or stopping within the horizon, soonest first"),
+    days: z.array(z.object({ date: LocalDate, meets_criteria: z.boolean() })).optional(),
+  })
+  .openapi("LevelCProjection");
+
 export const OrganizationStatus = z
   .object({
     organization_id: Uuid,
@@ -86,6 +134,7 @@ export const OrganizationStatus = z
     active_levels: z.array(z.union([LevelRow, PublicLevel])).describe("full rows for members and platform admins, the public projection for others"),
     level_c_progress: LevelCCriteria.nullable().describe("null in the public projection"),
     level_c_checklist: LevelCChecklist.nullable().describe("null in the public projection"),
+    level_c_projection: LevelCProjection.nullable().describe("the next 30 days (without `days`); null in the public projection"),
     pending_upgrade_request: PendingUpgradeRequest.nullable(),
     can_manage: z.boolean().describe("the caller may ask for upgrades and manage requests"),
     visibility: z.enum(["full", "public"]),
@@ -105,6 +154,7 @@ export const Eligibility = z
     can_request_upgrade: z.boolean(),
     pending_upgrade_request: PendingUpgradeRequest.nullable(),
     level_c_checklist: LevelCChecklist,
+    level_c_projection: LevelCProjection.describe("the criteria over the horizon asked for (`horizon`, 30 days by default), day by day"),
   })
   .openapi("Eligibility");
 
