@@ -176,6 +176,7 @@ export type Database = {
       notification_queue: {
         Row: {
           created_at: string
+          details: Json | null
           id: number
           kind: string
           level: string
@@ -187,6 +188,7 @@ export type Database = {
         }
         Insert: {
           created_at?: string
+          details?: Json | null
           id?: never
           kind: string
           level: string
@@ -198,6 +200,7 @@ export type Database = {
         }
         Update: {
           created_at?: string
+          details?: Json | null
           id?: never
           kind?: string
           level?: string

@@ -194,6 +194,68 @@ export async function bulkOrgsWithB(count: number, tag: string, validUntil: numb
   return { orgIds, levelIds: levels.map((l) => l.id) };
 }
 
+// Level C notices ------------------------------------------------------------------------
+
+/** 02:00 UTC (the cron's time) of the day of `ms`. */
+export const cronTimeOf = (ms: number): number => Math.floor(ms / DAY) * DAY + 2 * HOUR;
+
+export interface LevelCEpisode {
+  kind: "at_risk" | "eligible";
+  notice: "sent" | "skipped";
+  started_at: number;
+  first_failing_on: string | null;
+  ended_at: number | null;
+  end_reason: string | null;
+}
+
+/** The level C episodes of an organization, oldest first (times in ms). */
+export async function levelCEpisodesOf(orgId: string): Promise<LevelCEpisode[]> {
+  const rows = await exec<Omit<LevelCEpisode, "started_at" | "ended_at"> & { started_at: string; ended_at: string | null }>(
+    `select kind, notice, started_at, first_failing_on::text, ended_at, end_reason
+     from private.level_c_episodes where organization_id = $1 order by id`,
+    [orgId],
+  );
+  return rows.map((r) => ({ ...r, started_at: Date.parse(r.started_at), ended_at: r.ended_at === null ? null : Date.parse(r.ended_at) }));
+}
+
+export interface PlacedReview {
+  /** An interval from `asOf`, added in SQL (the database's calendar, as the projection's windows): "-12 months 9 days 12 hours". */
+  at: string;
+  count?: number;
+  /** Answered this long after publication (an interval); null: unanswered. */
+  answeredAfter?: string | null;
+}
+
+/** Published reviews placed relative to `asOf`. */
+export async function reviewsFrom(orgId: string, asOf: number, rows: PlacedReview[]): Promise<void> {
+  const spec = rows.map((r) => ({ at: r.at, count: r.count ?? 1, answer: r.answeredAfter === undefined ? "2 hours" : r.answeredAfter }));
+  await exec(
+    `insert into public.reviews (organization_id, status, published_at, responded_at)
+     select $1, 'published', $2::timestamptz + s.at::interval, $2::timestamptz + s.at::interval + s.answer::interval
+     from jsonb_to_recordset($3::text::jsonb) as s(at text, count integer, answer text)
+     cross join generate_series(1, s.count)`,
+    [orgId, iso(asOf), JSON.stringify(spec)],
+  );
+}
+
+/** `count` reviews in the last weeks before `asOf` (one every 3 days), each answered within 2 hours. */
+export const recentReviews = (count: number): PlacedReview[] => Array.from({ length: count }, (_, i) => ({ at: `-${3 * (i + 1)} days` }));
+
+/** An organization with owners and admins, a B ending `bDays` after `asOf`, a published case study and no reviews yet. */
+export async function orgWithBAndCaseStudy(asOf: number, options: { timeZone?: string; bDays?: number } = {}) {
+  const bEnd = asOf + (options.bDays ?? 400) * DAY;
+  const p = await orgWithB(bEnd, { timeZone: options.timeZone });
+  await fixtures.caseStudy(p.orgId);
+  return { ...p, bEnd };
+}
+
+/** The same, holding C on top of its B. */
+export async function orgWithC(asOf: number, options: { timeZone?: string } = {}) {
+  const p = await orgWithBAndCaseStudy(asOf, options);
+  const cLevelId = await fixtures.levelRow(p.orgId, "C");
+  return { ...p, cLevelId };
+}
+
 // The recording e-mail API -----------------------------------------------------------------
 
 export const emailServer = inject("emailServer");
@@ -248,6 +310,9 @@ export async function setRecorderDelay(recipients: string[], ms: number): Promis
 export const viaRecorder: Partial<Env> = { EMAIL_API_URL: emailServer.url, EMAIL_API_TOKEN: "test-email-api-token" };
 
 // Rendering expectations ------------------------------------------------------------------
+
+/** The ISO date (2027-03-15) of an instant in a time zone. */
+export const localDate = (ms: number, timeZone: string): string => new Intl.DateTimeFormat("en-CA", { timeZone }).format(new Date(ms));
 
 /** "15 March 2027" and "08:30" for an instant in a time zone (what the notices should show). */
 export function localParts(ms: number, timeZone: string): { day: string; time: string } {

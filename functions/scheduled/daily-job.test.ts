@@ -1,26 +1,33 @@
 import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../_shared/env.ts";
-import { body, call, deadUrl, exec, expectProblem, fixtures, listBody, stack, testEnv } from "../_test/harness.ts";
+import { body, call, deadUrl, exec, expectProblem, fixtures, holdLocks, listBody, stack, testEnv } from "../_test/harness.ts";
 import worker from "../index.ts";
-import { DailyJobFailed, runDailyJob, type DailyJobSummary } from "./daily-job.ts";
+import { DailyJobFailed, runDailyJob, type DailyJobSummary, type StepSummary } from "./daily-job.ts";
 import {
   DAY,
   HOUR,
   MINUTE,
   bulkOrgsWithB,
+  cronTimeOf,
   farEnd,
   historyOf,
   iso,
   levelAInGrace,
   levelById,
+  levelCEpisodesOf,
+  localDate,
   localParts,
   noticesOf,
   notificationsOf,
   orgWithB,
+  orgWithBAndCaseStudy,
+  orgWithC,
   outboxOf,
+  recentReviews,
   recordedContaining,
   recordedFor,
+  reviewsFrom,
   runJob,
   setRecorderDelay,
   setRecorderFailing,
@@ -87,9 +94,11 @@ describe("daily job: expiry notices at 60, 30, 7 and 1 days", () => {
     const b7 = await orgWithB(asOf + 6 * DAY + 12 * HOUR);
     const a1 = await fixtures.orgWithPeople();
     await levelAInGrace(a1.orgId, asOf + 12 * HOUR);
-    // C on top of a B far from its end: neither gets a notice.
+    // C on top of a B far from its end, meeting level C's criteria: neither gets a notice.
     const c = await orgWithB(asOf + 200 * DAY);
     await fixtures.levelRow(c.orgId, "C");
+    await fixtures.caseStudy(c.orgId);
+    await reviewsFrom(c.orgId, asOf, recentReviews(15));
     const orgs = [b60.orgId, b30.orgId, b7.orgId, a1.orgId, c.orgId];
 
     const logs: LogLine[] = [];
@@ -187,7 +196,8 @@ describe("daily job: expiry notices at 60, 30, 7 and 1 days", () => {
     expect(summary.steps.expire).toMatchObject({ ok: true, expired: 0 });
     expect(summary.steps.expiry_notices).toMatchObject({ ok: true, notices: 0, skipped: 0 });
     expect(await noticesOf(orgs)).toEqual([]);
-    expect(await notificationsOf(orgs)).toEqual([]);
+    // Its C without an active B does not meet level C's criteria: that is the level C step's notice.
+    expect((await notificationsOf(orgs)).map((n) => [n.organization_id, n.kind])).toEqual([[p.orgId, "level_c_at_risk"], [p.orgId, "level_c_at_risk"]]);
     expect(await historyOf(p.orgId)).toEqual([]);
     expect(await historyOf(lapsedInactive.orgId)).toEqual([]);
     expect((await levelById(inactiveB)).end_reason).toBe("expired");
@@ -509,7 +519,7 @@ describe("daily job: expiry and grace end", () => {
     });
     expect(cut.ok).toBe(true);
     for (const step of Object.values(cut.steps)) expect(step).toMatchObject({ ok: true, incomplete: true, batches: 0 });
-    expect(logs.filter((l) => l.msg === "daily job deadline reached; the next run continues")).toHaveLength(4);
+    expect(logs.filter((l) => l.msg === "daily job deadline reached; the next run continues")).toHaveLength(5);
     expect((await levelById(lapsing.levelId)).is_active).toBe(true);
 
     const next = await runJob(orgs, { asOf: end + HOUR });
@@ -817,6 +827,252 @@ describe("daily job: the time budget (every run ends inside the platform's limit
   });
 });
 
+describe("daily job: level C notices (the 30-day projection, one notice per episode)", () => {
+  const levelCNotifications = async (orgIds: string[], kind: "level_c_at_risk" | "level_c_eligible") =>
+    (await notificationsOf(orgIds)).filter((n) => n.kind === kind);
+  const levelCMails = async (orgIds: string[], kind: "level_c_at_risk" | "level_c_eligible") => (await outboxOf(orgIds)).filter((m) => m.kind === kind);
+  const step = (summary: DailyJobSummary) => summary.steps.level_c_notices as StepSummary & Record<string, number>;
+
+  it("tells a C holder at risk once per episode across 10 daily runs: at risk, recovered after new reviews, at risk again", async () => {
+    const t0 = cronTimeOf(farEnd(300));
+    const p = await orgWithC(t0);
+    // 16 published reviews in 12 months: 10 recent, 3 that leave the 12-month window at the end of
+    // day 9 (days from the first run's date) and 3 at the end of day 37. Without new reviews it
+    // stops meeting the criteria on day 9 (13 left).
+    await reviewsFrom(p.orgId, t0, [
+      ...recentReviews(10),
+      { at: "-12 months 9 days 12 hours", count: 3 },
+      { at: "-12 months 37 days 12 hours", count: 3 },
+    ]);
+
+    const runs: Array<Record<string, number>> = [];
+    for (let day = 0; day <= 9; day++) {
+      // Two new reviews between the runs of days 3 and 4: 15 remain after day 9, until day 37,
+      // which the horizon reaches from the run of day 7 on.
+      if (day === 4) await reviewsFrom(p.orgId, t0, [{ at: "3 days 3 hours", count: 2, answeredAfter: "1 hour" }]);
+      const run = await runJob([p.orgId], { asOf: t0 + day * DAY });
+      expect(run.ok, `day ${day}`).toBe(true);
+      runs.push(step(run));
+    }
+
+    expect(runs.map((s) => s.at_risk_notices)).toEqual([1, 0, 0, 0, 0, 0, 0, 1, 0, 0]);
+    expect(runs.map((s) => s.recovered)).toEqual([0, 0, 0, 0, 1, 0, 0, 0, 0, 0]);
+    expect(runs.map((s) => s.evaluated)).toEqual(Array(10).fill(1));
+    expect(runs.every((s) => s.eligible_notices === 0 && s.skipped === 0)).toBe(true);
+    const onDay = (day: number) => localDate(t0 + day * DAY, "UTC");
+    expect(await levelCEpisodesOf(p.orgId)).toEqual([
+      { kind: "at_risk", notice: "sent", started_at: t0, first_failing_on: onDay(9), ended_at: t0 + 4 * DAY, end_reason: "recovered" },
+      { kind: "at_risk", notice: "sent", started_at: t0 + 7 * DAY, first_failing_on: onDay(37), ended_at: null, end_reason: null },
+    ]);
+    // Each notice for the owner and the admin, in-app and by e-mail: two episodes, two notices.
+    const day9 = localParts(t0 + 9 * DAY, "UTC").day;
+    const day37 = localParts(t0 + 37 * DAY, "UTC").day;
+    const notifications = await levelCNotifications([p.orgId], "level_c_at_risk");
+    expect(notifications.map((n) => [n.user_id, n.title]).sort()).toEqual(
+      [
+        [p.owner.id, `Level C at risk: its criteria stop being met on ${day9}`],
+        [p.admin.id, `Level C at risk: its criteria stop being met on ${day9}`],
+        [p.owner.id, `Level C at risk: its criteria stop being met on ${day37}`],
+        [p.admin.id, `Level C at risk: its criteria stop being met on ${day37}`],
+      ].sort(),
+    );
+    const mails = await levelCMails([p.orgId], "level_c_at_risk");
+    expect(mails.map((m) => [m.recipient, m.subject, m.state]).sort()).toEqual(
+      [
+        [p.owner.email, `[${ORG_NAME}] Your level C is at risk from ${day9}`, "sent"],
+        [p.admin.email, `[${ORG_NAME}] Your level C is at risk from ${day9}`, "sent"],
+        [p.owner.email, `[${ORG_NAME}] Your level C is at risk from ${day37}`, "sent"],
+        [p.admin.email, `[${ORG_NAME}] Your level C is at risk from ${day37}`, "sent"],
+      ].sort(),
+    );
+    // The second episode's notice says what the projection said then: 18 now, 12 after day 37.
+    const second = mails.find((m) => m.subject.endsWith(day37))!;
+    expect(second.body_text).toContain(`- Published reviews in the last 12 months: 18 now (at least 15 needed); stops being met on ${day37}. To keep it: 3 more published reviews before ${day37}.`);
+  });
+
+  it("ends an at-risk episode without a notice when C is revoked, and a C granted again starts afresh", async () => {
+    const t0 = cronTimeOf(farEnd(300));
+    const p = await orgWithC(t0);
+    await reviewsFrom(p.orgId, t0, recentReviews(5));
+    expect(step(await runJob([p.orgId], { asOf: t0 }))).toMatchObject({ at_risk_notices: 1 });
+    await exec("update public.organization_status_levels set is_active = false, ended_at = now(), end_reason = 'revoked', revoked_at = now() where id = $1", [p.cLevelId]);
+    expect(step(await runJob([p.orgId], { asOf: t0 + DAY }))).toMatchObject({ at_risk_notices: 0, episodes_ended: 1, recovered: 0 });
+    await fixtures.levelRow(p.orgId, "C");
+    expect(step(await runJob([p.orgId], { asOf: t0 + 2 * DAY }))).toMatchObject({ at_risk_notices: 1 });
+    expect((await levelCEpisodesOf(p.orgId)).map((e) => [e.kind, e.end_reason])).toEqual([["at_risk", "level_c_ended"], ["at_risk", null]]);
+    expect(await levelCNotifications([p.orgId], "level_c_at_risk")).toHaveLength(4);
+  });
+
+  it("walks the organizations in batches with a cursor, each evaluated once; a bad cursor is refused", async () => {
+    const t0 = cronTimeOf(farEnd(300));
+    const holders = await Promise.all([0, 1, 2, 3, 4].map(() => orgWithC(t0)));
+    await Promise.all(holders.map((h) => reviewsFrom(h.orgId, t0, recentReviews(4))));
+    const orgs = holders.map((h) => h.orgId);
+
+    const run = await runJob(orgs, { asOf: t0, batchSize: 2 });
+
+    expect(step(run)).toMatchObject({ ok: true, batches: 3, evaluated: 5, at_risk_notices: 5 });
+    expect(await levelCNotifications(orgs, "level_c_at_risk")).toHaveLength(10);
+    await expect(exec("select public.run_daily_job_step('level_c_notices', null, 10, null, '{\"organization_id\": \"x\"}')")).rejects.toThrow(/invalid_cursor/);
+  });
+
+  it("two runs at the same time send each level C notice once, also when one's insert waits on the other's", async () => {
+    const t0 = cronTimeOf(farEnd(300));
+    const risky = await orgWithC(t0);
+    await reviewsFrom(risky.orgId, t0, recentReviews(4));
+    const eligible = await orgWithBAndCaseStudy(t0);
+    await reviewsFrom(eligible.orgId, t0, recentReviews(15));
+    const orgs = [risky.orgId, eligible.orgId];
+    const recipients = [risky.owner.email, risky.admin.email, eligible.owner.email, eligible.admin.email];
+
+    const runs = await Promise.all([runJob(orgs, { asOf: t0, env: viaRecorder }), runJob(orgs, { asOf: t0, env: viaRecorder })]);
+
+    expect(runs.map((r) => r.ok)).toEqual([true, true]);
+    const total = (key: string) => runs.reduce((n, r) => n + Number(step(r)[key] ?? 0), 0);
+    expect([total("at_risk_notices"), total("eligible_notices")]).toEqual([1, 1]);
+    expect(await levelCNotifications(orgs, "level_c_at_risk")).toHaveLength(2);
+    expect(await levelCNotifications(orgs, "level_c_eligible")).toHaveLength(2);
+    expect((await recordedFor(recipients)).map((r) => r.body?.to).sort()).toEqual([...recipients].sort());
+
+    // The race itself, made certain: a step's transaction has opened the episodes and queued the
+    // notices but not committed when a second run evaluates the same organizations (it sees no
+    // open episode). Its insert waits on the first, then finds the episode taken and queues nothing.
+    const later = await orgWithC(t0);
+    await reviewsFrom(later.orgId, t0, recentReviews(4));
+    await holdLocks("select public.run_daily_job_step('level_c_notices', $1, 100, $2::uuid[])", [iso(t0 + DAY), [later.orgId]], 1500);
+    const second = await runJob([later.orgId], { asOf: t0 + DAY, env: viaRecorder });
+    expect(step(second)).toMatchObject({ evaluated: 1, at_risk_notices: 0 });
+    expect(await levelCEpisodesOf(later.orgId)).toHaveLength(1);
+    // The first transaction's notice was delivered by the second run's deliver step, once.
+    expect(await levelCNotifications([later.orgId], "level_c_at_risk")).toHaveLength(2);
+    expect(await recordedFor([later.owner.email, later.admin.email])).toHaveLength(2);
+  });
+
+  it("the at-risk notice, in-app and by e-mail: what fails when and what keeps it, in the organization's time zone", async () => {
+    const t0 = cronTimeOf(farEnd(300));
+    const timeZone = "Pacific/Auckland";
+    const p = await orgWithC(t0, { timeZone });
+    await reviewsFrom(p.orgId, t0, [...recentReviews(13), { at: "-12 months 9 days 12 hours", count: 3 }]);
+    // Failing now: 4 reviews, in UTC.
+    const failing = await orgWithC(t0);
+    await reviewsFrom(failing.orgId, t0, recentReviews(4));
+
+    await runJob([p.orgId, failing.orgId], { asOf: t0, env: viaRecorder });
+
+    // The three leave the window at t0 + 9 days 12 hours: 03:00 or 02:00 the next day in Auckland.
+    const leave = t0 + 9 * DAY + 12 * HOUR;
+    const failsOn = localParts(leave, timeZone).day;
+    expect(failsOn, "the test needs a local date that differs from the UTC one").not.toBe(localParts(leave, "UTC").day);
+    const [n] = await levelCNotifications([p.orgId], "level_c_at_risk");
+    expect(n!.title).toBe(`Level C at risk: its criteria stop being met on ${failsOn}`);
+    expect(n!.data).toMatchObject({
+      level: "C",
+      time_zone: timeZone,
+      today: localDate(t0, timeZone),
+      meets_criteria_now: true,
+      first_failing_on: localDate(leave, timeZone),
+      failing: [{ criterion: "review_count", value_now: 16, met_now: true, fails_on: localDate(leave, timeZone), keep: expect.stringMatching(/^2 more published reviews before /) }],
+    });
+    const line = `- Published reviews in the last 12 months: 16 now (at least 15 needed); stops being met on ${failsOn}. To keep it: 2 more published reviews before ${failsOn}.`;
+    expect(n!.body).toContain(line);
+    const mails = await levelCMails([p.orgId], "level_c_at_risk");
+    expect(mails.map((m) => m.recipient).sort()).toEqual([p.owner.email, p.admin.email].sort());
+    const recorded = await recordedFor([p.owner.email]);
+    expect(recorded.map((r) => r.body?.subject)).toEqual([`[${ORG_NAME}] Your level C is at risk from ${failsOn}`]);
+    expect(recorded[0]!.body?.text).toBe(
+      [
+        "Hello,",
+        "",
+        `Level C of ${ORG_NAME} stays until a platform admin revokes it, but its criteria must keep holding, and platform admins see the holders that no longer meet them. As older reviews leave the 12-month and 90-day windows, ${ORG_NAME} stops meeting them on ${failsOn}:`,
+        "",
+        line,
+        "",
+        `This assumes no new reviews, responses or case studies from today on: each review published, and each answered in time, counts. Dates are in ${timeZone}; a criterion that stops being met on a date no longer holds at the end of that day.`,
+        "",
+        "The platform team",
+      ].join("\n"),
+    );
+
+    const today = localParts(t0, "UTC").day;
+    const [now] = await levelCNotifications([failing.orgId], "level_c_at_risk");
+    expect(now!.title).toBe("Level C at risk: its criteria are not met");
+    expect(now!.body).toContain(`As of ${today}, ${ORG_NAME} does not meet them:\n\n- Published reviews in the last 12 months: 4 now (at least 15 needed); not met today. 11 more published reviews are needed.`);
+    const [mail] = await levelCMails([failing.orgId], "level_c_at_risk");
+    expect(mail!.subject).toBe(`[${ORG_NAME}] Your level C is at risk: its criteria are not met`);
+  });
+
+  it("tells an organization without C that now meets the criteria once per episode of meeting them; not while it asks for C, not once it holds C", async () => {
+    const t0 = cronTimeOf(farEnd(300));
+    const timeZone = "Europe/Berlin";
+    // 15 reviews in 12 months, one of which leaves the window at t0 + 2 days 12 hours.
+    const told = await orgWithBAndCaseStudy(t0, { timeZone });
+    await reviewsFrom(told.orgId, t0, [...recentReviews(14), { at: "-12 months 2 days 12 hours" }]);
+    const asking = await orgWithBAndCaseStudy(t0);
+    await reviewsFrom(asking.orgId, t0, recentReviews(15));
+    await exec("insert into public.upgrade_requests (organization_id, target_level, requested_by) values ($1, 'C', $2)", [asking.orgId, asking.owner.id]);
+    const granted = await orgWithBAndCaseStudy(t0);
+    await reviewsFrom(granted.orgId, t0, recentReviews(15));
+    // Meets every criterion but the case study: not even evaluated.
+    const noCaseStudy = await orgWithB(t0 + 400 * DAY);
+    await reviewsFrom(noCaseStudy.orgId, t0, recentReviews(15));
+    const orgs = [told.orgId, asking.orgId, granted.orgId, noCaseStudy.orgId];
+
+    const runs: Array<Record<string, number>> = [];
+    for (let day = 0; day <= 5; day++) {
+      if (day === 1) await fixtures.levelRow(granted.orgId, "C");
+      // A new review between the runs of days 3 and 4: it meets the criteria again.
+      if (day === 4) await reviewsFrom(told.orgId, t0, [{ at: "3 days 6 hours", answeredAfter: "1 hour" }]);
+      const run = await runJob(orgs, { asOf: t0 + day * DAY, env: viaRecorder });
+      expect(run.ok, `day ${day}`).toBe(true);
+      runs.push(step(run));
+    }
+
+    expect(runs.map((s) => s.eligible_notices)).toEqual([2, 0, 0, 0, 1, 0]);
+    expect(runs.map((s) => s.skipped)).toEqual([1, 0, 0, 0, 0, 0]);
+    expect(runs.map((s) => s.no_longer_met)).toEqual([0, 0, 0, 1, 0, 0]);
+    expect(runs.map((s) => s.episodes_ended)).toEqual([0, 1, 0, 0, 0, 0]);
+    expect(runs.map((s) => s.at_risk_notices)).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(runs.map((s) => s.evaluated)).toEqual([3, 3, 3, 3, 3, 3]);
+    const day = (n: number) => localDate(t0 + n * DAY, timeZone);
+    expect(await levelCEpisodesOf(told.orgId)).toEqual([
+      { kind: "eligible", notice: "sent", started_at: t0, first_failing_on: day(2), ended_at: t0 + 3 * DAY, end_reason: "no_longer_met" },
+      { kind: "eligible", notice: "sent", started_at: t0 + 4 * DAY, first_failing_on: null, ended_at: null, end_reason: null },
+    ]);
+    expect((await levelCEpisodesOf(asking.orgId)).map((e) => [e.kind, e.notice, e.end_reason])).toEqual([["eligible", "skipped", null]]);
+    expect((await levelCEpisodesOf(granted.orgId)).map((e) => [e.kind, e.notice, e.ended_at, e.end_reason])).toEqual([["eligible", "sent", t0 + DAY, "level_c_granted"]]);
+    expect(await levelCEpisodesOf(noCaseStudy.orgId)).toEqual([]);
+    expect(await levelCNotifications([told.orgId], "level_c_eligible")).toHaveLength(4);
+    expect(await levelCNotifications([asking.orgId, noCaseStudy.orgId], "level_c_eligible")).toEqual([]);
+    expect(await levelCNotifications([granted.orgId], "level_c_eligible")).toHaveLength(2);
+
+    // The first notice, as the owner reads it (dates in Berlin), and the e-mail.
+    const first = (await levelCNotifications([told.orgId], "level_c_eligible")).find((n) => n.user_id === told.owner.id)!;
+    expect(first.title).toBe("You now meet level C's criteria: you can ask for an upgrade");
+    expect(first.data).toMatchObject({ level: "C", today: day(0), meets_criteria_now: true, first_failing_on: day(2) });
+    const stops = localParts(t0 + 2 * DAY + 12 * HOUR, timeZone).day;
+    const text = [
+      "Hello,",
+      "",
+      `As of ${localParts(t0, timeZone).day} (${timeZone}), ${ORG_NAME} meets every criterion of level C, the top level:`,
+      "",
+      `- Level B, on which level C builds: active until ${localParts(told.bEnd, timeZone).day}`,
+      "- Published reviews in the last 12 months: 15 (at least 15 needed)",
+      "- Response rate over the last 90 days: 100.0 % (at least 85 % needed)",
+      "- Average response time over the last 90 days: 2.0 h (below 48 h needed)",
+      "- Published case studies: 1 (at least 1 needed)",
+      "",
+      "You can ask for an upgrade to level C from your status page; a platform admin reviews the request.",
+      "",
+      `Without new reviews, ${ORG_NAME} stops meeting them on ${stops}, as older reviews leave the 12-month and 90-day windows: ask before then.`,
+      "",
+      "The platform team",
+    ].join("\n");
+    expect(first.body).toBe(text);
+    const [mail] = (await recordedFor([told.owner.email])).filter((r) => r.body?.text === text);
+    expect(mail?.body?.subject).toBe(`[${ORG_NAME}] You now meet level C's criteria`);
+  });
+});
+
 describe("POST /status-levels/admin/jobs/daily", () => {
   const run = (token: string | null, json: unknown, env: Partial<Env> = {}) => call("/status-levels/admin/jobs/daily", { method: "POST", token, json }, env);
 
@@ -831,7 +1087,7 @@ describe("POST /status-levels/admin/jobs/daily", () => {
     expect(Date.parse(summary.as_of)).toBeGreaterThanOrEqual(before - 1000);
     expect(Date.parse(summary.as_of)).toBeLessThanOrEqual(Date.now());
     expect(summary.steps.expiry_notices).toMatchObject({ ok: true, notices: 1, by_threshold: { "30": 1 } });
-    expect(Object.keys(summary.steps).sort()).toEqual(["deliver", "end_grace", "expire", "expiry_notices"]);
+    expect(Object.keys(summary.steps).sort()).toEqual(["deliver", "end_grace", "expire", "expiry_notices", "level_c_notices"]);
     expect(sentThresholds(await noticesOf([p.orgId]))).toEqual([30]);
     expect(await noticesOf([untouched.orgId])).toEqual([]);
   });
@@ -921,11 +1177,11 @@ describe("the cron entry (worker.scheduled)", () => {
     expect(error).toBeInstanceOf(DailyJobFailed);
     const summary = (error as DailyJobFailed).summary;
     expect(summary.ok).toBe(false);
-    expect(Object.keys(summary.steps).sort()).toEqual(["deliver", "end_grace", "expire", "expiry_notices"]);
+    expect(Object.keys(summary.steps).sort()).toEqual(["deliver", "end_grace", "expire", "expiry_notices", "level_c_notices"]);
     for (const [name, step] of Object.entries(summary.steps)) {
       expect(step.ok, name).toBe(false);
       expect(step.error, name).toBeTruthy();
     }
-    expect((error as Error).message).toMatch(/expire .*end_grace .*expiry_notices .*deliver/);
+    expect((error as Error).message).toMatch(/expire .*end_grace .*expiry_notices .*level_c_notices .*deliver/);
   });
 });

@@ -7,8 +7,8 @@ import { supabaseAsService, type Db } from "../_shared/supabase.ts";
 import { EMAIL_TIMEOUT_MS, sendEmail, type OutgoingEmail, type SendResult } from "./email-sender.ts";
 
 /**
- * The daily job: expire lapsed levels, end grace periods, enqueue expiry notices, deliver
- * notifications (in-app rows and e-mails). Each step runs in batches of set-based SQL until done
+ * The daily job: expire lapsed levels, end grace periods, enqueue expiry notices, enqueue level C
+ * notices (at risk, newly eligible), deliver notifications (in-app rows and e-mails). Each step runs in batches of set-based SQL until done
  * or until the deadline (the rest is picked up by the next run). Steps are independent: one
  * failing does not stop the others; after all ran, the run fails if any step failed.
  *
@@ -51,7 +51,7 @@ export interface DailyJobSummary {
   ok: boolean;
   as_of: string;
   duration_ms: number;
-  steps: Record<"expire" | "end_grace" | "expiry_notices" | "deliver", StepSummary>;
+  steps: Record<"expire" | "end_grace" | "expiry_notices" | "level_c_notices" | "deliver", StepSummary>;
 }
 
 export class DailyJobFailed extends Error {
@@ -165,6 +165,19 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
     for (const [days, n] of Object.entries(result.sent_by_threshold)) byThreshold[days] = (byThreshold[days] ?? 0) + n;
     return result.more === true ? "more" : "done";
   });
+  // Level C holders whose 30-day projection fails (at risk) and organizations without C that now
+  // meet the criteria (eligible): one notice per episode, queued for the deliver step.
+  let levelCCursor: unknown = null;
+  const levelCNotices = await runStep("level_c_notices", async (totals) => {
+    const result = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "level_c_notices", p_after: levelCCursor as Json })) as StepResult & {
+      cursor: unknown;
+    };
+    levelCCursor = result.cursor;
+    for (const key of ["evaluated", "at_risk_notices", "eligible_notices", "skipped", "recovered", "no_longer_met", "episodes_ended"]) {
+      add(totals, key, result[key] as number);
+    }
+    return result.more === true ? "more" : "done";
+  });
   const deliver = await runStep("deliver", async (totals) => {
     // 4a: queued work -> in-app notifications + rendered e-mails, until the queue is empty.
     for (;;) {
@@ -204,10 +217,10 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   });
 
   const summary: DailyJobSummary = {
-    ok: [expire, endGrace, notices, deliver].every((s) => s.ok),
+    ok: [expire, endGrace, notices, levelCNotices, deliver].every((s) => s.ok),
     as_of: options.asOf ?? new Date(started).toISOString(),
     duration_ms: Date.now() - started,
-    steps: { expire, end_grace: endGrace, expiry_notices: notices, deliver },
+    steps: { expire, end_grace: endGrace, expiry_notices: notices, level_c_notices: levelCNotices, deliver },
   };
   options.log(summary.ok ? "info" : "error", "daily job summary", summary as unknown as Record<string, unknown>);
   await record({ p_finished_at: new Date().toISOString(), p_ok: summary.ok, p_summary: summary as unknown as Json });

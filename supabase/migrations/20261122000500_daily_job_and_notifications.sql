@@ -29,7 +29,8 @@ create table public.notifications (
   id uuid primary key default gen_random_uuid(),
   user_id uuid not null references auth.users (id) on delete cascade,
   organization_id uuid not null references public.organizations (id) on delete cascade,
-  kind text not null check (kind in ('expiry_notice', 'level_expired', 'grace_ended', 'level_granted', 'level_revoked')),
+  kind text not null check (kind in ('expiry_notice', 'level_expired', 'grace_ended', 'level_granted', 'level_revoked',
+                                     'level_c_at_risk', 'level_c_eligible')),
   title text not null,
   body text not null,
   data jsonb not null default '{}'::jsonb,
@@ -64,17 +65,22 @@ create table public.email_outbox (
 create index email_outbox_due on public.email_outbox (next_attempt_at) where state in ('pending', 'failed');
 create index email_outbox_dead on public.email_outbox (updated_at desc) where state = 'dead';
 
--- Work waiting to be turned into in-app notifications and e-mails (step 4).
+-- Work waiting to be turned into in-app notifications and e-mails (step 5).
 -- Like expiry_notices, without foreign keys (written only by the job's set-based statements);
 -- rows of a deleted level go with it through the trigger below.
 create table public.notification_queue (
   id bigint generated always as identity primary key,
   organization_id uuid not null,
-  kind text not null check (kind in ('expiry_notice', 'level_expired', 'grace_ended')),
+  kind text not null check (kind in ('expiry_notice', 'level_expired', 'grace_ended', 'level_c_at_risk', 'level_c_eligible')),
+  -- The level row the notice is about: for level C's notices the C row (at risk) or the B row it
+  -- builds on (eligible), so the notice goes with its level like the others.
   status_level_id uuid not null,
   level text not null check (level in ('A', 'B', 'C')),
   valid_until timestamptz,
   threshold_days integer,
+  -- Level C's notices: what the projection said when the episode began (dates, failing criteria),
+  -- so the text says what was true then, whenever it is delivered.
+  details jsonb,
   created_at timestamptz not null default now(),
   processed_at timestamptz
 );
@@ -289,14 +295,290 @@ begin
 end;
 $$;
 
--- The text of a notice, with dates in the organization's time zone.
-create or replace function private.render_notice(kind text, level text, valid_until timestamptz, org_name text, tz text, as_of timestamptz)
+-- Step 4, level C notices: the episodes they are sent for. An organization holding C is "at risk"
+-- from the run whose 30-day projection first fails (it fails now, or stops meeting the criteria
+-- within 30 days) until a run whose projection passes through the whole horizon again
+-- (`recovered`) or it no longer holds C; an organization without C is "eligible" from the run
+-- that finds it meeting the criteria until one that does not (or it holds C). One notice per
+-- episode, at its start: the partial unique index allows one open episode per (organization,
+-- kind), so of two overlapping runs only one opens it and queues the notice (like expiry_notices).
+-- `skipped`: an episode begun without a notice (eligible while a request for C was pending: the
+-- organization already asked). Private: only the job reads and writes it; platform admins see the
+-- organizations at risk through public.list_level_c_at_risk.
+create table private.level_c_episodes (
+  id bigint generated always as identity primary key,
+  organization_id uuid not null references public.organizations (id) on delete cascade,
+  kind text not null check (kind in ('at_risk', 'eligible')),
+  notice text not null check (notice in ('sent', 'skipped')),
+  -- The as_of of the run that saw it begin and end.
+  started_at timestamptz not null,
+  -- The first local date the criteria are not met (today: not met now); eligible: null unless it
+  -- stops meeting them within the horizon.
+  first_failing_on date,
+  ended_at timestamptz,
+  end_reason text check (end_reason in ('recovered', 'level_c_ended', 'no_longer_met', 'level_c_granted')),
+  created_at timestamptz not null default now(),
+  constraint ended_episodes_say_why check ((ended_at is null) = (end_reason is null))
+);
+create unique index level_c_episodes_open on private.level_c_episodes (organization_id, kind) where ended_at is null;
+alter table private.level_c_episodes enable row level security;
+revoke all on private.level_c_episodes from anon, authenticated, service_role;
+
+-- The step walks level C holders in organization order (a cursor from batch to batch) through this.
+create index organization_status_levels_active_by_level
+  on public.organization_status_levels (level, organization_id) where is_active;
+
+-- Step 4: level C notices, from the 30-day projection (private.level_c_projection_for, which
+-- assumes no new reviews, responses, case studies or level changes) as of the run's as_of.
+-- A batch takes the next `batch` organizations after the cursor, in id order, among those that can
+-- need a notice or end an episode: C holders, organizations with an active B and a published case
+-- study (without both nobody meets the criteria, and evaluating every organization costs ~15 s
+-- per 100,000), and those with an open episode. A level counts from its valid_from, so a run as
+-- of an earlier time (a backfill) leaves later levels alone.
+-- Per organization: holding C, an at-risk episode begins (notice `level_c_at_risk`) when the
+-- projection fails within the horizon and none is open, and ends as `recovered` when it passes
+-- through the whole horizon; not holding C, an eligible episode begins (notice `level_c_eligible`,
+-- or none while a request for C is pending: `skipped`) when it meets the criteria now, and ends
+-- when it does not. An organization told it is eligible that stops meeting the criteria and meets
+-- them again later is told again: a new episode.
+create or replace function private.job_level_c_notices(as_of timestamptz, batch integer, orgs uuid[], after uuid default null)
+returns jsonb
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  ids uuid[];
+  result jsonb;
+begin
+  -- Each source in id order after the cursor, at most `batch` each; the first `batch` of their
+  -- union are the batch.
+  select coalesce(array_agg(u.id order by u.id), '{}') into ids from (
+    select u.id from (
+      (select l.organization_id as id from public.organization_status_levels l
+       where l.level = 'C' and l.is_active and l.valid_from <= as_of and (l.valid_until is null or l.valid_until > as_of)
+         and (after is null or l.organization_id > after) and (orgs is null or l.organization_id = any (orgs))
+       order by l.organization_id limit batch)
+      union
+      (select distinct c.organization_id from public.case_studies c
+       where c.is_published
+         and (after is null or c.organization_id > after) and (orgs is null or c.organization_id = any (orgs))
+         and exists (select 1 from public.organization_status_levels b
+                     where b.organization_id = c.organization_id and b.level = 'B' and b.is_active
+                       and b.valid_from <= as_of and b.valid_until > as_of)
+       order by c.organization_id limit batch)
+      union
+      (select e.organization_id from private.level_c_episodes e
+       where e.ended_at is null and e.started_at <= as_of
+         and (after is null or e.organization_id > after) and (orgs is null or e.organization_id = any (orgs))
+       order by e.organization_id limit batch)
+    ) u
+    order by u.id
+    limit batch
+  ) u;
+
+  with projected as materialized (
+    select p.* from private.level_c_projection_for(ids, 30, as_of) p
+  ), state as (
+    select p.*,
+           c.id as c_level_id,
+           b.id as b_level_id,
+           exists (select 1 from public.upgrade_requests r
+                   where r.organization_id = p.organization_id and r.status = 'pending' and r.target_level = 'C') as c_requested,
+           risk.id as open_at_risk,
+           elig.id as open_eligible,
+           not p.meets_now or p.first_failing_on is not null as fails_within_horizon
+    from projected p
+    left join lateral (
+      select l.id from public.organization_status_levels l
+      where l.organization_id = p.organization_id and l.level = 'C' and l.is_active
+        and l.valid_from <= as_of and (l.valid_until is null or l.valid_until > as_of)
+    ) c on true
+    left join lateral (
+      select l.id from public.organization_status_levels l
+      where l.organization_id = p.organization_id and l.level = 'B' and l.is_active and l.valid_until > as_of
+    ) b on true
+    left join private.level_c_episodes risk
+      on risk.organization_id = p.organization_id and risk.kind = 'at_risk' and risk.ended_at is null and risk.started_at <= as_of
+    left join private.level_c_episodes elig
+      on elig.organization_id = p.organization_id and elig.kind = 'eligible' and elig.ended_at is null and elig.started_at <= as_of
+  ), beginning as (
+    select s.organization_id, 'at_risk' as kind, 'sent' as notice, s.c_level_id as status_level_id,
+           case when s.meets_now then s.first_failing_on else s.today end as first_failing_on
+    from state s
+    where s.c_level_id is not null and s.fails_within_horizon and s.open_at_risk is null
+    union all
+    select s.organization_id, 'eligible', case when s.c_requested then 'skipped' else 'sent' end, s.b_level_id, s.first_failing_on
+    from state s
+    where s.c_level_id is null and s.meets_now and s.open_eligible is null
+  ), opened as (
+    insert into private.level_c_episodes (organization_id, kind, notice, started_at, first_failing_on)
+    select organization_id, kind, notice, as_of, first_failing_on from beginning
+    on conflict (organization_id, kind) where ended_at is null do nothing
+    returning id, organization_id, kind, notice, first_failing_on
+  ), ending as (
+    select s.open_at_risk as id, case when s.c_level_id is null then 'level_c_ended' else 'recovered' end as reason
+    from state s
+    where s.open_at_risk is not null and (s.c_level_id is null or not s.fails_within_horizon)
+    union all
+    select s.open_eligible, case when s.c_level_id is not null then 'level_c_granted' else 'no_longer_met' end
+    from state s
+    where s.open_eligible is not null and (s.c_level_id is not null or not s.meets_now)
+  ), ended as (
+    -- A row another run ended meanwhile is re-checked (ended_at is null) and left alone.
+    update private.level_c_episodes e set ended_at = as_of, end_reason = x.reason
+    from ending x
+    where e.id = x.id and e.ended_at is null
+    returning e.end_reason
+  ), queued as (
+    insert into public.notification_queue (organization_id, kind, status_level_id, level, details)
+    select o.organization_id, 'level_c_' || o.kind, b.status_level_id, 'C',
+           jsonb_build_object(
+             'episode_id', o.id,
+             'today', s.today,
+             'time_zone', s.time_zone,
+             'horizon_days', 30,
+             'meets_criteria_now', s.meets_now,
+             'first_failing_on', o.first_failing_on,
+             'failing', s.failing)
+           || case when o.kind = 'eligible' then jsonb_build_object('criteria', s.criteria) else '{}' end
+    from opened o
+    join beginning b on b.organization_id = o.organization_id and b.kind = o.kind
+    join state s on s.organization_id = o.organization_id
+    where o.notice = 'sent'
+    returning kind
+  )
+  select jsonb_build_object(
+    'evaluated', cardinality(ids),
+    'at_risk_notices', (select count(*) from queued where kind = 'level_c_at_risk'),
+    'eligible_notices', (select count(*) from queued where kind = 'level_c_eligible'),
+    'skipped', (select count(*) from opened where notice = 'skipped'),
+    'recovered', (select count(*) from ended where end_reason = 'recovered'),
+    'no_longer_met', (select count(*) from ended where end_reason = 'no_longer_met'),
+    'episodes_ended', (select count(*) from ended where end_reason in ('level_c_ended', 'level_c_granted')),
+    'more', cardinality(ids) >= batch,
+    'cursor', case when cardinality(ids) >= batch then jsonb_build_object('organization_id', ids[cardinality(ids)]) end
+  ) into result;
+  return result;
+end;
+$$;
+
+-- A date as the notices show it: 14 January 2027.
+create or replace function private.notice_day(d date)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select to_char(d, 'FMDD FMMonth YYYY')
+$$;
+
+-- One line per criterion of level C, as its notices list them: the value now and what is needed;
+-- for a failing one (an element of the projection's `failing`) whether it fails today or the date
+-- it stops being met, and what would keep it. The projection's `keep` ends with its date in ISO
+-- form; the notice shows that date as it shows every other.
+create or replace function private.level_c_notice_line(criterion text, value_now jsonb, failing jsonb default null, b_valid_until text default null)
+returns text
+language sql
+stable
+set search_path = ''
+as $$
+  select '- ' || case criterion
+      when 'has_active_b' then
+        case when failing is null then 'Level B, on which level C builds: active until ' || b_valid_until
+             when (failing ->> 'met_now')::boolean then 'Level B, on which level C builds: active now'
+             else 'Level B, on which level C builds: not active' end
+      when 'review_count' then format('Published reviews in the last 12 months: %s', value_now #>> '{}')
+      when 'response_rate' then format('Response rate over the last 90 days: %s', coalesce((value_now #>> '{}') || ' %', 'none'))
+      when 'avg_response_hours' then format('Average response time over the last 90 days: %s', coalesce((value_now #>> '{}') || ' h', 'none'))
+      else format('Published case studies: %s', value_now #>> '{}')
+    end
+    || case when criterion = 'has_active_b' then ''
+            when failing is null then ' ' else ' now ' end
+    || case criterion
+         when 'review_count' then '(at least 15 needed)'
+         when 'response_rate' then '(at least 85 % needed)'
+         when 'avg_response_hours' then '(below 48 h needed)'
+         when 'public_cases' then '(at least 1 needed)'
+         else '' end
+    || case
+         when failing is null then ''
+         when (failing ->> 'met_now')::boolean then
+           format('; stops being met on %s.', private.notice_day((failing ->> 'fails_on')::date))
+           || case when failing ->> 'keep' is not null then
+                format(' To keep it: %s before %s.', regexp_replace(failing ->> 'keep', ' before \S+$', ''), private.notice_day((failing ->> 'fails_on')::date))
+              else '' end
+         else '; not met today. ' || case criterion
+           when 'has_active_b' then 'Ask for level B again from your status page.'
+           when 'review_count' then format('%s more published review%s needed.', 15 - (value_now #>> '{}')::integer,
+                                           case when 15 - (value_now #>> '{}')::integer = 1 then ' is' else 's are' end)
+           when 'response_rate' then 'Answer more of the last 90 days'' reviews.'
+           when 'avg_response_hours' then 'Answer reviews sooner: within 48 h on average.'
+           else 'Publish a case study.' end
+       end
+$$;
+
+-- The texts of level C's notices, from what the projection said when the episode began
+-- (notification_queue.details): dates are local dates of the organization's time zone.
+create or replace function private.render_level_c_notice(kind text, org_name text, tz text, details jsonb)
 returns table (title text, subject text, body text)
 language sql
 stable
 set search_path = ''
 as $$
   with d as (
+    select private.notice_day((details ->> 'today')::date) as today,
+           private.notice_day((details ->> 'first_failing_on')::date) as fails_on,
+           coalesce((details ->> 'meets_criteria_now')::boolean, false) as meets_now,
+           (select string_agg(private.level_c_notice_line(f ->> 'criterion', f -> 'value_now', f), E'\n' order by n)
+            from jsonb_array_elements(details -> 'failing') with ordinality as x(f, n)) as failing_lines,
+           (select string_agg(private.level_c_notice_line(c, details -> 'criteria' -> c -> 'value_now', null,
+                                private.notice_day(((details -> 'criteria' -> 'has_active_b' ->> 'valid_until')::timestamptz at time zone tz)::date)),
+                              E'\n' order by n)
+            from unnest(array['has_active_b', 'review_count', 'response_rate', 'avg_response_hours', 'public_cases']) with ordinality as x(c, n)) as criteria_lines
+  )
+  select
+    case
+      when kind = 'level_c_eligible' then 'You now meet level C''s criteria: you can ask for an upgrade'
+      when d.meets_now then format('Level C at risk: its criteria stop being met on %s', d.fails_on)
+      else 'Level C at risk: its criteria are not met'
+    end,
+    case
+      when kind = 'level_c_eligible' then format('[%s] You now meet level C''s criteria', org_name)
+      when d.meets_now then format('[%s] Your level C is at risk from %s', org_name, d.fails_on)
+      else format('[%s] Your level C is at risk: its criteria are not met', org_name)
+    end,
+    case
+      when kind = 'level_c_eligible' then format(
+        E'Hello,\n\nAs of %s (%s), %s meets every criterion of level C, the top level:\n\n%s\n\n'
+        'You can ask for an upgrade to level C from your status page; a platform admin reviews the request.%s\n\nThe platform team',
+        d.today, tz, org_name, d.criteria_lines,
+        case when d.fails_on is not null then format(
+          E'\n\nWithout new reviews, %s stops meeting them on %s, as older reviews leave the 12-month and 90-day windows: ask before then.',
+          org_name, d.fails_on) else '' end)
+      else format(
+        E'Hello,\n\nLevel C of %s stays until a platform admin revokes it, but its criteria must keep holding, and platform admins '
+        'see the holders that no longer meet them. %s\n\n%s\n\n'
+        'This assumes no new reviews, responses or case studies from today on: each review published, and each answered in time, '
+        'counts. Dates are in %s; a criterion that stops being met on a date no longer holds at the end of that day.\n\nThe platform team',
+        org_name,
+        case when d.meets_now then format('As older reviews leave the 12-month and 90-day windows, %s stops meeting them on %s:', org_name, d.fails_on)
+             else format('As of %s, %s does not meet them:', d.today, org_name) end,
+        d.failing_lines, tz)
+    end
+  from d
+$$;
+
+-- The text of a notice, with dates in the organization's time zone.
+create or replace function private.render_notice(kind text, level text, valid_until timestamptz, org_name text, tz text, as_of timestamptz, details jsonb default null)
+returns table (title text, subject text, body text)
+language sql
+stable
+set search_path = ''
+as $$
+  select * from private.render_level_c_notice(kind, org_name, tz, details) where kind in ('level_c_at_risk', 'level_c_eligible')
+  union all
+  (with d as (
     select to_char(valid_until at time zone tz, 'FMDD FMMonth YYYY') as day,
            to_char(valid_until at time zone tz, 'FMDD FMMonth YYYY "at" HH24:MI') || ' (' || tz || ')' as moment,
            greatest(ceil(extract(epoch from valid_until - as_of) / 86400), 1)::integer as days_left
@@ -324,9 +606,10 @@ as $$
       else format(E'Hello,\n\nThe grace period after a failed payment ended on %s, so level A of %s has ended.\n\nUpdate your payment details to get it back.\n\nThe platform team', d.moment, org_name)
     end
   from d
+  where kind not in ('level_c_at_risk', 'level_c_eligible'))
 $$;
 
--- Step 4a: queued work becomes in-app notifications for the organization's owners and admins and
+-- Step 5a: queued work becomes in-app notifications for the organization's owners and admins and
 -- rendered e-mails in the outbox. Dedupe keys make a replayed batch harmless.
 create or replace function private.job_fan_out(as_of timestamptz, batch integer, orgs uuid[])
 returns jsonb
@@ -344,17 +627,18 @@ begin
     limit batch
     for update skip locked
   ), rendered as (
-    select w.id as queue_id, w.organization_id, w.kind, w.level, w.valid_until, w.threshold_days, w.status_level_id,
+    select w.id as queue_id, w.organization_id, w.kind, w.level, w.valid_until, w.threshold_days, w.status_level_id, w.details,
            m.user_id, u.email, t.title, t.subject, t.body
     from work w
     join public.organizations o on o.id = w.organization_id
     join public.organization_members m on m.organization_id = w.organization_id and m.role in ('owner', 'admin')
     join auth.users u on u.id = m.user_id
-    cross join lateral private.render_notice(w.kind, w.level, w.valid_until, o.name, o.time_zone, as_of) t
+    cross join lateral private.render_notice(w.kind, w.level, w.valid_until, o.name, o.time_zone, as_of, w.details) t
   ), in_app as (
     insert into public.notifications (user_id, organization_id, kind, title, body, data, dedupe_key)
     select user_id, organization_id, kind, title, body,
-           jsonb_build_object('level', level, 'valid_until', valid_until, 'threshold_days', threshold_days, 'status_level_id', status_level_id),
+           jsonb_build_object('level', level, 'valid_until', valid_until, 'threshold_days', threshold_days, 'status_level_id', status_level_id)
+             || coalesce(details, '{}'),
            'queue:' || queue_id
     from rendered
     on conflict (user_id, dedupe_key) do nothing
@@ -381,7 +665,7 @@ begin
 end;
 $$;
 
--- Step 4b: lease a batch of e-mails that are due (pending, or failed and due for a retry). A lease
+-- Step 5b: lease a batch of e-mails that are due (pending, or failed and due for a retry). A lease
 -- that runs out (the sender died mid-way) makes the rows claimable again. The lease (600 s) is
 -- longer than the worst case of one batch: 200 e-mails, 8 at a time, each cut off after 10 s, is
 -- 250 s (the Worker also ends every batch before its run's hard end, so no batch outlives it); a
@@ -416,7 +700,7 @@ begin
 end;
 $$;
 
--- Step 4b, after sending: sent rows are final; failures back off exponentially (5 min, 10, 20, ...,
+-- Step 5b, after sending: sent rows are final; failures back off exponentially (5 min, 10, 20, ...,
 -- at most 12 h) and become `dead` after max_attempts, visible to platform admins. An entry
 -- `{id, attempted: false}` is an e-mail the sender leased but did not try (its run's time was up):
 -- its lease is released so the next run takes it at once, and no attempt is counted.
@@ -508,17 +792,24 @@ begin
         perform private.fail(400, 'invalid_cursor', 'after must be the cursor {valid_until, id} the previous batch returned');
       end if;
       return private.job_expiry_notices(as_of, p_batch, p_organization_ids, p_after);
+    when 'level_c_notices' then
+      if p_after is not null and (jsonb_typeof(p_after) <> 'object' or (p_after ->> 'organization_id') !~* '^[0-9a-f-]{36}$') then
+        perform private.fail(400, 'invalid_cursor', 'after must be the cursor {organization_id} the previous batch returned');
+      end if;
+      -- At most 2,000 organizations a batch: their projection takes about 0.3 s, far from the
+      -- service role's statement timeout.
+      return private.job_level_c_notices(as_of, least(p_batch, 2000), p_organization_ids, (p_after ->> 'organization_id')::uuid);
     when 'fan_out' then return private.job_fan_out(as_of, p_batch, p_organization_ids);
     when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 200), 600, p_organization_ids));
     when 'emails_due' then return private.job_emails_due(as_of, p_organization_ids);
     else
-      perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, fan_out, claim_emails or emails_due');
+      perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, level_c_notices, fan_out, claim_emails or emails_due');
       return null;
   end case;
 end;
 $$;
 comment on function public.run_daily_job_step(text, timestamptz, integer, uuid[], jsonb) is
-  'One batch of one daily-job step (service role). as_of: the time the job acts as of; organization_ids: limit the run to these; after: the cursor the previous expiry_notices batch returned.';
+  'One batch of one daily-job step (service role). as_of: the time the job acts as of; organization_ids: limit the run to these; after: the cursor the previous expiry_notices or level_c_notices batch returned.';
 
 create or replace function public.complete_email_deliveries(p_results jsonb, p_as_of timestamptz default null, p_max_attempts integer default 5)
 returns jsonb

@@ -823,6 +823,11 @@ const FUNCTIONS: Record<RpcName, FnCase[]> = {
       args: (w) => ({ p_step: "expire", p_organization_ids: [w.org.X] }),
       expect: systemOnly((v) => expect(v).toMatchObject({ count: 0 })),
     },
+    {
+      title: "the level C notices step, limited to X",
+      args: (w) => ({ p_step: "level_c_notices", p_organization_ids: [w.org.X] }),
+      expect: systemOnly((v) => expect(v).toMatchObject({ more: false })),
+    },
   ],
   complete_email_deliveries: [
     {

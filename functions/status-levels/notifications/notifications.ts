@@ -10,7 +10,7 @@ import { supabaseForRequest } from "../../_shared/supabase.ts";
 const Notification = z.object({
   id: Uuid,
   organization_id: Uuid,
-  kind: z.enum(["expiry_notice", "level_expired", "grace_ended", "level_granted", "level_revoked"]),
+  kind: z.enum(["expiry_notice", "level_expired", "grace_ended", "level_granted", "level_revoked", "level_c_at_risk", "level_c_eligible"]),
   title: z.string(),
   body: z.string(),
   data: z.record(z.string(), z.unknown()),
