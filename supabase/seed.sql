@@ -3,8 +3,11 @@
 -- SQL functions (as the demo platform admin, or as the system for subscriptions), so the history
 -- reads like a real one.
 --
---   Alpine Dairy      level B, eligible for C (owner@alpine-dairy / member@alpine-dairy)
+--   Alpine Dairy      level B, eligible for C (owner@alpine-dairy / member@alpine-dairy): the daily
+--                     job tells it it now meets level C's criteria
 --   Harbor Roasters   level C (on top of B)
+--   Lakeside Pottery  level C at risk: 3 of its 16 reviews leave the 12-month window in 12 days, so
+--                     the daily job warns it (Europe/Oslo)
 --   Meadow Bakery     level B ending in 45 days, 3 reviews short of C, a renewal request pending
 --   Copper Kettle     level A from an active subscription (Asia/Tokyo)
 --   Riverbend Creamery level A in a grace period after a failed payment
@@ -19,7 +22,8 @@ insert into auth.users (id, email) values
   ('00000000-0000-4000-a000-000000000006', 'owner@meadow-bakery.demo.test'),
   ('00000000-0000-4000-a000-000000000007', 'owner@copper-kettle.demo.test'),
   ('00000000-0000-4000-a000-000000000008', 'owner@riverbend.demo.test'),
-  ('00000000-0000-4000-a000-000000000009', 'owner@new-leaf.demo.test')
+  ('00000000-0000-4000-a000-000000000009', 'owner@new-leaf.demo.test'),
+  ('00000000-0000-4000-a000-00000000000a', 'owner@lakeside-pottery.demo.test')
 on conflict (id) do nothing;
 
 insert into public.platform_admins (user_id) values ('00000000-0000-4000-a000-000000000001')
@@ -31,7 +35,8 @@ insert into public.organizations (id, name, time_zone, is_public) values
   ('10000000-0000-4000-a000-000000000003', 'Meadow Bakery', 'Europe/Paris', true),
   ('10000000-0000-4000-a000-000000000004', 'Copper Kettle', 'Asia/Tokyo', true),
   ('10000000-0000-4000-a000-000000000005', 'New Leaf Farm', 'UTC', false),
-  ('10000000-0000-4000-a000-000000000006', 'Riverbend Creamery', 'Europe/Dublin', true)
+  ('10000000-0000-4000-a000-000000000006', 'Riverbend Creamery', 'Europe/Dublin', true),
+  ('10000000-0000-4000-a000-000000000007', 'Lakeside Pottery', 'Europe/Oslo', true)
 on conflict (id) do nothing;
 
 insert into public.organization_members (organization_id, user_id, role) values
@@ -41,7 +46,8 @@ insert into public.organization_members (organization_id, user_id, role) values
   ('10000000-0000-4000-a000-000000000003', '00000000-0000-4000-a000-000000000006', 'owner'),
   ('10000000-0000-4000-a000-000000000004', '00000000-0000-4000-a000-000000000007', 'owner'),
   ('10000000-0000-4000-a000-000000000006', '00000000-0000-4000-a000-000000000008', 'owner'),
-  ('10000000-0000-4000-a000-000000000005', '00000000-0000-4000-a000-000000000009', 'owner')
+  ('10000000-0000-4000-a000-000000000005', '00000000-0000-4000-a000-000000000009', 'owner'),
+  ('10000000-0000-4000-a000-000000000007', '00000000-0000-4000-a000-00000000000a', 'owner')
 on conflict do nothing;
 
 -- Reviews: Alpine and Harbor answer almost everything within hours; Meadow has 12 in the year.
@@ -54,11 +60,20 @@ select '10000000-0000-4000-a000-000000000003', 'published', 5, now() - make_inte
 from generate_series(1, 12) as n;
 insert into public.reviews (organization_id, status, rating, published_at)
 values ('10000000-0000-4000-a000-000000000001', 'pending', 3, null);
+-- Lakeside: 13 recent reviews answered within hours, and 3 from almost a year ago that leave the
+-- 12-month window in 12 days: 16 now, 13 then (2 more needed to keep level C's criteria).
+insert into public.reviews (organization_id, status, rating, published_at, responded_at)
+select '10000000-0000-4000-a000-000000000007'::uuid, 'published', 5, now() - make_interval(days => n * 5), now() - make_interval(days => n * 5) + interval '3 hours'
+from generate_series(1, 13) as n
+union all
+select '10000000-0000-4000-a000-000000000007', 'published', 4, now() - interval '12 months' + interval '12 days', now() - interval '12 months' + interval '12 days 5 hours'
+from generate_series(1, 3);
 
 insert into public.case_studies (organization_id, title, is_published, published_at) values
   ('10000000-0000-4000-a000-000000000001', 'Raw-milk cheese at 1,800 m: how we kept the cold chain', true, now() - interval '40 days'),
   ('10000000-0000-4000-a000-000000000002', 'From farm to cup: direct trade with three co-operatives', true, now() - interval '200 days'),
-  ('10000000-0000-4000-a000-000000000003', 'Sourdough for 40 restaurants', true, now() - interval '90 days');
+  ('10000000-0000-4000-a000-000000000003', 'Sourdough for 40 restaurants', true, now() - interval '90 days'),
+  ('10000000-0000-4000-a000-000000000007', 'Tableware for a fjord-side hotel', true, now() - interval '300 days');
 
 -- Levels B and C, granted by the demo platform admin.
 select set_config('request.jwt.claims', '{"sub":"00000000-0000-4000-a000-000000000001","role":"authenticated"}', true);
@@ -66,6 +81,8 @@ select public.grant_status_level('10000000-0000-4000-a000-000000000001', 'B', nu
 select public.grant_status_level('10000000-0000-4000-a000-000000000002', 'B', null, null, 'Verified.');
 select public.grant_status_level('10000000-0000-4000-a000-000000000002', 'C', null, null, 'Top level: all criteria met.');
 select public.grant_status_level('10000000-0000-4000-a000-000000000003', 'B', now() + interval '45 days', null, 'Verified in the previous cycle.');
+select public.grant_status_level('10000000-0000-4000-a000-000000000007', 'B', null, null, 'Verified.');
+select public.grant_status_level('10000000-0000-4000-a000-000000000007', 'C', null, null, 'Top level: all criteria met.');
 
 -- Level A from subscriptions, applied as the system.
 select set_config('request.jwt.claims', '', true);

@@ -15,6 +15,7 @@ export const demoOrganizations = {
   meadowBakery: "10000000-0000-4000-a000-000000000003",
   copperKettle: "10000000-0000-4000-a000-000000000004",
   newLeafFarm: "10000000-0000-4000-a000-000000000005",
+  lakesidePottery: "10000000-0000-4000-a000-000000000007",
 } as const;
 
 export type DemoTokens = Record<keyof typeof demoUsers, string>;

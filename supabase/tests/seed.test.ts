@@ -48,6 +48,33 @@ describe("supabase/seed.sql", () => {
     const pending = await sql`select target_level, requested_by from public.upgrade_requests where status = 'pending'`;
     expect(pending.map((r) => r.target_level)).toEqual(["B"]);
     const history = await sql`select count(*)::int as n from public.status_level_history where actor_id = ${demoUsers.platformAdmin.id}`;
-    expect(history[0]!.n).toBe(4);
+    expect(history[0]!.n).toBe(6);
+  });
+
+  it("has a level C holder at risk and an organization that now meets level C's criteria: the daily job tells both, once", async () => {
+    const projection = async (org: string) =>
+      (await sql`select meets_now, first_failing_on, failing from private.level_c_projection_for(${[org]}::uuid[], 30)`)[0]!;
+    const lakeside = await projection(demoOrganizations.lakesidePottery);
+    expect(lakeside.meets_now).toBe(true);
+    expect(lakeside.first_failing_on).not.toBeNull();
+    expect(lakeside.failing).toMatchObject([{ criterion: "review_count", value_now: 16, keep: expect.stringMatching(/^2 more published reviews before /) }]);
+    expect(await level(demoOrganizations.lakesidePottery)).toBe("C");
+    expect((await projection(demoOrganizations.harborRoasters)).first_failing_on).toBeNull();
+
+    // As `npm run job:daily` runs it: the level C step, then the fan-out of what it queued.
+    const step = async () => (await sql`select public.run_daily_job_step('level_c_notices') as r`)[0]!.r;
+    expect(await step()).toMatchObject({ evaluated: 4, at_risk_notices: 1, eligible_notices: 1, skipped: 0, more: false });
+    await sql`select public.run_daily_job_step('fan_out')`;
+    const told = await sql`
+      select o.name, n.kind, u.email from public.notifications n
+      join public.organizations o on o.id = n.organization_id join auth.users u on u.id = n.user_id
+      where n.kind like 'level_c_%' order by o.name`;
+    expect(told.map((n) => [n.name, n.kind, n.email])).toEqual([
+      ["Alpine Dairy", "level_c_eligible", "owner@alpine-dairy.demo.test"],
+      ["Lakeside Pottery", "level_c_at_risk", "owner@lakeside-pottery.demo.test"],
+    ]);
+    const mails = await sql`select kind from public.email_outbox where kind like 'level_c_%' order by kind`;
+    expect(mails.map((m) => m.kind)).toEqual(["level_c_at_risk", "level_c_eligible"]);
+    expect(await step()).toMatchObject({ at_risk_notices: 0, eligible_notices: 0 });
   });
 });
