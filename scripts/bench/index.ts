@@ -40,6 +40,8 @@ const benches = {
         ...defaultJobBench,
         levelRows: Math.max(1000, Math.round(defaultJobBench.levelRows * scale)),
         dueNotices: Math.max(100, Math.round(defaultJobBench.dueNotices * scale)),
+        levelCHolders: Math.max(50, Math.round(defaultJobBench.levelCHolders * scale)),
+        levelCCandidates: Math.max(50, Math.round(defaultJobBench.levelCCandidates * scale)),
       });
     } finally {
       await stack.stop();

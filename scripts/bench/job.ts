@@ -8,14 +8,20 @@ import { format, progress, table, timed } from "./report.ts";
  * through PostgREST with the service role in batches, exactly as the Worker runs them; then the
  * same run again (nothing new to do). Baseline: the original system's documented figure,
  * 10,000 expiring statuses in under 60 s.
+ * Issue 15's: the level C notices step over 10,000 C holders and 10,000 organizations with B and a
+ * published case study (the candidates for "you now meet level C's criteria"), each with about 100
+ * reviews of the db benchmark's C holders' shape, in four time zones; baseline: the projection of
+ * the same organizations in one statement, without the step's bookkeeping.
  */
 export interface JobBenchOptions {
   levelRows: number;
   dueNotices: number;
+  levelCHolders: number;
+  levelCCandidates: number;
   batch: number;
 }
 
-export const defaultJobBench: JobBenchOptions = { levelRows: 1_000_000, dueNotices: 100_000, batch: 5000 };
+export const defaultJobBench: JobBenchOptions = { levelRows: 1_000_000, dueNotices: 100_000, levelCHolders: 10_000, levelCCandidates: 10_000, batch: 5000 };
 
 export async function runJobBench(stack: StackInfo, options: JobBenchOptions): Promise<string> {
   const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {}, idle_timeout: 0 });
@@ -43,6 +49,9 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
         if (name === "expiry_notices") {
           count += r.sent;
           extra.skipped = (extra.skipped ?? 0) + r.skipped;
+        } else if (name === "level_c_notices") {
+          count += r.evaluated;
+          for (const key of ["at_risk_notices", "eligible_notices", "skipped", "recovered", "no_longer_met"]) extra[key] = (extra[key] ?? 0) + r[key];
         } else if (name === "fan_out") {
           count += r.processed;
           extra.notifications = (extra.notifications ?? 0) + r.notifications;
@@ -56,28 +65,41 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
     };
 
     const runSteps = async (label: string) => {
-      progress(`${label}: expire, end_grace, expiry_notices`);
+      progress(`${label}: expire, end_grace, expiry_notices, level_c_notices`);
       const expire = await step("expire");
       const grace = await step("end_grace");
       const notices = await step("expiry_notices");
-      return { expire, grace, notices };
+      const levelC = await step("level_c_notices");
+      return { expire, grace, notices, levelC };
     };
     // The baseline, measured in this run: the same notice step one row per call (a round trip and a
     // statement per notice, as a job looping over rows would do). It takes the first (most urgent)
     // extra due rows, so the set-based run below still has exactly the due rows it is sized for.
     progress(`baseline: ${format(shape.baselineRows)} expiry notices one row per call`);
     const rowAtATime = await step("expiry_notices", 1, shape.baselineRows);
+    // The level C step's baseline: the projection alone of the organizations it evaluates (C
+    // holders and those with B and a published case study), one statement, direct SQL.
+    progress(`baseline: the 30-day projection of ${format(shape.cRows + shape.candidates)} organizations in one statement`);
+    const projectionAlone = await timed("projection alone", () =>
+      sql`select count(*) from private.level_c_projection_for(array(select distinct organization_id from public.case_studies where is_published), 30)`,
+    );
     const first = await runSteps("first run");
     const again = await runSteps("second run (idempotent)");
     progress("fan-out of the queued notices (in-app rows and rendered e-mails)");
     const fanOut = await step("fan_out");
 
+    const levelCPlan = await stepPlan(stack);
     const [{ sent, skipped }] = (await sql`
       select count(*) filter (where state = 'sent')::int as sent, count(*) filter (where state = 'skipped')::int as skipped
       from public.expiry_notices`) as unknown as [{ sent: number; skipped: number }];
     const threeSteps = first.expire.ms + first.grace.ms + first.notices.ms;
     const baselineRate = 10_000 / 60;
     const rate = (s: { count: number; ms: number }) => (s.count > 0 ? s.count / (s.ms / 1000) : 0);
+    const levelCRow = (label: string, st: { count: number; ms: number; batches: number; extra: Record<string, number> }, target = "") => [
+      label, st.count, st.extra.at_risk_notices ?? 0, st.extra.eligible_notices ?? 0, st.extra.skipped ?? 0, st.ms / 1000, st.batches,
+      `${format(st.ms / projectionAlone.ms)}x`, target,
+    ];
+    const [{ reviewCount }] = (await sql`select count(*)::int as "reviewCount" from public.reviews`) as unknown as [{ reviewCount: number }];
     // "vs row at a time" only where it is the same work: the notice step.
     const row = (label: string, s: { count: number; ms: number; batches: number }, target = "", sameWork = false) => [
       label,
@@ -107,7 +129,20 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
         ],
       ),
       "",
-      `Notices recorded: ${format(sent)} sent, ${format(skipped)} skipped (catch-up of thresholds already passed). Fan-out made ${format(fanOut.extra.notifications ?? 0)} in-app notifications and ${format(fanOut.extra.emails ?? 0)} e-mails.`,
+      `Notices recorded: ${format(sent)} sent, ${format(skipped)} skipped (catch-up of thresholds already passed). Fan-out made ${format(fanOut.extra.notifications ?? 0)} in-app notifications and ${format(fanOut.extra.emails ?? 0)} e-mails (level C notices included).`,
+      "",
+      `Level C notices: ${format(shape.cRows)} C holders and ${format(shape.candidates)} organizations with B and a published case study, about 100 reviews each (${format(reviewCount)} reviews) in four time zones. Batches of at most 2,000 organizations (the step's cap) through PostgREST.`,
+      "",
+      table(
+        ["level C notices", "organizations", "at risk (notices)", "eligible (notices)", "skipped (C asked)", "seconds", "batches", "vs the projection alone", "target"],
+        [
+          ["baseline: the projection alone, one statement (direct SQL)", shape.cRows + shape.candidates, "", "", "", projectionAlone.ms / 1000, 1, "1x", ""],
+          levelCRow("first run", first.levelC, "< 10 s"),
+          levelCRow("repeat (nothing new)", again.levelC),
+        ],
+      ),
+      "",
+      levelCPlan,
     ].join("\n");
   } finally {
     await sql.end({ timeout: 5 });
@@ -115,15 +150,22 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
 }
 
 function layout(o: JobBenchOptions) {
-  // 40 % active B rows (one per organization), 40 % ended B rows, 10 % C, 10 % A.
+  // 40 % active B rows (one per organization), 40 % ended B rows, 1 % C, the rest A.
   const orgs = Math.round(o.levelRows * 0.4);
   const baselineRows = Math.max(10, Math.round(o.dueNotices * 0.01));
   const dueB = Math.min(o.dueNotices + baselineRows, orgs);
   const lapsedB = Math.round(orgs * 0.025);
-  const cRows = Math.round(o.levelRows * 0.1);
+  // C holders, then the candidates, among the organizations whose B ends after the horizon (so
+  // the expiry notice figures do not depend on them): numbers firstC .. lastCandidate.
+  const cRows = o.levelCHolders;
+  const candidates = o.levelCCandidates;
+  const firstC = dueB + lapsedB + 1;
+  const lastC = firstC + cRows - 1;
+  const lastCandidate = lastC + candidates;
+  if (lastCandidate > orgs) throw new Error(`the job bench has ${orgs} organizations, too few for ${cRows} C holders and ${candidates} candidates after the due and lapsed ones`);
   const aRows = o.levelRows - 2 * orgs - cRows;
   const graceEnded = Math.round(aRows * 0.05);
-  return { orgs, dueB, lapsedB, cRows, aRows, graceEnded, baselineRows };
+  return { orgs, dueB, lapsedB, cRows, candidates, firstC, lastC, lastCandidate, aRows, graceEnded, baselineRows };
 }
 
 async function generate(sql: postgres.Sql, s: ReturnType<typeof layout>): Promise<void> {
@@ -145,7 +187,13 @@ async function generate(sql: postgres.Sql, s: ReturnType<typeof layout>): Promis
     insert into public.organization_status_levels (organization_id, level, is_active, valid_from, valid_until, ended_at, end_reason)
       select id, 'B', false, now() - interval '1100 days', now() - interval '560 days', now() - interval '560 days', 'expired' from bench_orgs;
     insert into public.organization_status_levels (organization_id, level, valid_until)
-      select id, 'C', null from bench_orgs where n <= ${s.cRows};
+      select id, 'C', null from bench_orgs where n between ${s.firstC} and ${s.lastC};
+    -- C holders and candidates: owners (their notices are rendered), a published case study, four time zones.
+    insert into auth.users (id, email) select id, 'owner-' || n || '@example.test' from bench_orgs where n between ${s.firstC} and ${s.lastCandidate};
+    insert into public.organization_members (organization_id, user_id, role) select id, id, 'owner' from bench_orgs where n between ${s.firstC} and ${s.lastCandidate};
+    insert into public.case_studies (organization_id, title, is_published) select id, 'Case', true from bench_orgs where n between ${s.firstC} and ${s.lastCandidate};
+    update public.organizations o set time_zone = (array['UTC', 'Europe/Berlin', 'America/Los_Angeles', 'Asia/Kolkata'])[b.n % 4 + 1]
+      from bench_orgs b where b.id = o.id and b.n between ${s.firstC} and ${s.lastCandidate};
     -- A from subscriptions: most active (they renew by themselves: no notice), some whose grace ended.
     insert into public.subscriptions (id, organization_id, provider_subscription_id, status, current_period_end, grace_started_at, grace_until)
       select id, id, 'sub_' || n,
@@ -158,5 +206,66 @@ async function generate(sql: postgres.Sql, s: ReturnType<typeof layout>): Promis
       select s.organization_id, 'A', greatest(s.current_period_end, s.grace_until), s.id, s.grace_until is not null
       from public.subscriptions s;
   `);
-  await sql.unsafe("vacuum analyze public.organization_status_levels, public.subscriptions, public.organizations, public.organization_members");
+  // Reviews of the C holders and candidates, shaped as the db benchmark's C holders': 100 each, one
+  // every 40 to 640 hours, up to a quarter unanswered, answered within a day or three, one in
+  // twenty hidden; so some meet the criteria, some fail now and some will within 30 days.
+  const chunk = 2000;
+  for (let from = s.firstC; from <= s.lastCandidate; from += chunk) {
+    const to = Math.min(s.lastCandidate, from + chunk - 1);
+    await sql.unsafe(`
+      insert into public.reviews (organization_id, status, published_at, responded_at)
+      select b.id, case when k % 20 = 0 then 'hidden' else 'published' end, x.p, case when x.answered then x.p + x.hours * interval '1 hour' end
+      from bench_orgs b
+      cross join generate_series(0, 99) k
+      cross join lateral (
+        select now() - (k * (40 + b.n % 600) + b.n % 24) * interval '1 hour' as p,
+               (k * 37 + b.n) % 100 >= b.n % 25 as answered,
+               (k * 13 + b.n) % (24 + b.n % 60) as hours
+      ) x
+      where b.n between ${from} and ${to}`);
+    progress(`  reviews of organizations ${format(from - s.firstC + 1)}-${format(to - s.firstC + 1)} of ${format(s.lastCandidate - s.firstC + 1)}`);
+  }
+  await sql.unsafe(
+    "vacuum analyze public.organization_status_levels, public.subscriptions, public.organizations, public.organization_members, public.case_studies, public.reviews, private.review_daily_stats",
+  );
+}
+
+/**
+ * The plans of one batch of the level C notices step (auto_explain, analyze, nested statements;
+ * rolled back): choosing the batch's organizations and the statement that evaluates and records
+ * them (the projection's own plan is in the db benchmark).
+ */
+async function stepPlan(stack: StackInfo): Promise<string> {
+  const notices: string[] = [];
+  const sql = postgres(stack.databaseUrl, { max: 1, onnotice: (n) => notices.push(String(n.message)) });
+  try {
+    await sql
+      .begin(async (tx) => {
+        await tx.unsafe(`load 'auto_explain'`);
+        await tx.unsafe(`set local auto_explain.log_min_duration = 0`);
+        await tx.unsafe(`set local auto_explain.log_nested_statements = on`);
+        await tx.unsafe(`set local auto_explain.log_analyze = on`);
+        await tx.unsafe(`set local client_min_messages = log`);
+        await tx`select private.job_level_c_notices(now(), 2000, null, null)`;
+        throw new Error("rollback");
+      })
+      .catch((e) => {
+        if ((e as Error).message !== "rollback") throw e;
+      });
+  } finally {
+    await sql.end({ timeout: 2 });
+  }
+  const out: string[] = [];
+  for (const [label, marker] of [
+    ["choosing a batch of 2,000 organizations", "Query Text: select coalesce(array_agg(u.id"],
+    ["evaluating and recording them", "Query Text: with projected as"],
+  ] as const) {
+    const work = notices.find((n) => n.includes(marker));
+    const lines = (work ?? "(no plan logged)").split("\n");
+    const start = lines.findIndex((l) => /\(cost=[\d.]+\.\.[\d.]+ rows=/.test(l));
+    out.push(`Plan of the level C notices step, ${label} (auto_explain, analyze; ${/duration: [\d.]+ ms/.exec(work ?? "")?.[0] ?? ""}):`);
+    out.push(...lines.slice(Math.max(0, start)).map((l) => `  ${l.length > 200 ? `${l.slice(0, 199)}…` : l}`));
+    out.push("");
+  }
+  return out.join("\n");
 }
