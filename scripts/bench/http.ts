@@ -1,98 +1,217 @@
-import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { fork, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
+import { build } from "esbuild";
 import { Miniflare } from "miniflare";
 import postgres from "postgres";
 import { buildBundle, measureBundle } from "../bundle-check.ts";
+import { publicJwks } from "../stack/keys.ts";
 import type { StackInfo } from "../stack/stack-info.ts";
 import { userToken } from "../stack/tokens.ts";
 import { projectRoot } from "../stack/migrate.ts";
 import { freePort, waitUntil } from "../stack/net.ts";
 import { startProcess } from "../stack/processes.ts";
 import { startWorker, workerVars, type RunningWorker } from "../stack/worker.ts";
+import { cpuBetween, descendants, pidListeningOn, postgresBackends, processName, sampleCpu, threadsCpuMs, type ProcessGroup } from "./cpu.ts";
+import type { LoadReply, LoadRequest, LoadResult } from "./load.ts";
 import { format, progress, table } from "./report.ts";
+import type { ServiceReply, ServiceRequest } from "./services.ts";
 
 /**
- * Issue 4's measure: GET /status-levels/organizations/{id} as a member through `wrangler dev`,
- * with a cache hit and with the cache disabled (a miss every time), against the raw PostgREST
- * get_organization_status RPC through the same gateway as the baseline. Round trips per request
- * are counted at the gateway (database) and at the Upstash server (Redis).
+ * Issue 4's and 14's measure: GET /status-levels/organizations/{id} as a member, against the raw
+ * PostgREST get_organization_status RPC through the same gateway as the baseline, and against
+ * floors (a route with no subrequest, a Worker doing one fetch, a Worker doing only the hit's
+ * Redis MGET), all in plain workerd (Miniflare, the minified bundle `wrangler deploy` builds), the
+ * main rows also under `wrangler dev`. For each scenario: req/s, p50, p99, database and Redis round
+ * trips per request (counted at the gateway and the Upstash adapter), and the CPU each process of
+ * the stack spent per request, sampled from /proc over the measured window. The gateway and the
+ * Upstash adapter run in processes of their own here (not in the bench's), so their CPU is theirs,
+ * and so does the load generator. Plus a cold start: a fresh workerd to the first response.
  */
 export interface HttpBenchOptions {
   durationSeconds: number;
   connections: number;
+  /** Connections of the p99 rows (issue 14: p99 of a hit < 5 ms at 50). */
+  manyConnections: number;
+  /**
+   * The request rate of the second p99 row. With as many requests as the connections take, the
+   * latency is connections / throughput (Little's law): 50 connections at 1,500 req/s wait 33 ms
+   * whatever the Worker does. At a set rate below saturation the p99 says what a request costs.
+   */
+  manyConnectionsRate: number;
+  /** Organizations the cache-miss rows cycle through (each read once per Worker: a real miss). */
+  missOrganizations: number;
 }
 
-export const defaultHttpBench: HttpBenchOptions = { durationSeconds: 10, connections: 8 };
+export const defaultHttpBench: HttpBenchOptions = { durationSeconds: 10, connections: 8, manyConnections: 50, manyConnectionsRate: 500, missOrganizations: 12_000 };
+
+interface Target {
+  url: string;
+  method?: "GET" | "POST";
+  headers?: Record<string, string>;
+  paths?: string[];
+  bodies?: string[];
+}
 
 interface Run {
   name: string;
-  rps: number;
-  p50: number;
-  p99: number;
-  requests: number;
-  non2xx: number;
+  connections: number;
+  load: LoadResult;
   dbPerRequest: number;
   redisPerRequest: number;
+  /** CPU ms per request by process label. */
+  cpu: Map<string, number>;
 }
 
-/** A Worker that does nothing but one fetch to the Upstash server: the runtime's floor for a cache hit. */
-async function startProbeWorker(target: string, token: string): Promise<RunningWorker> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "status-levels-probe-"));
-  await writeFile(
-    path.join(dir, "probe.js"),
-    `export default { async fetch(req, env) {
-      if (new URL(req.url).pathname !== "/fetch") return new Response("ok");
-      const r = await fetch(env.TARGET, { method: "POST", headers: { authorization: "Bearer " + env.TOKEN }, body: '[["MGET","a","b","c","d"]]' });
-      return new Response(await r.text(), { headers: { "content-type": "application/json" } });
-    } };\n`,
-  );
-  await writeFile(path.join(dir, "wrangler.toml"), `name = "probe"\nmain = "probe.js"\ncompatibility_date = "2026-05-01"\nsend_metrics = false\n`);
-  const port = await freePort();
-  const proc = startProcess("wrangler-probe", path.join(projectRoot, "node_modules", ".bin", "wrangler"), [
-    "dev", "--ip", "127.0.0.1", "--port", String(port), "--log-level", "warn", "--show-interactive-dev-session=false",
-    "--var", `TARGET:${target}`, "--var", `TOKEN:${token}`,
-  ], { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", XDG_CONFIG_HOME: path.join(dir, "config") } });
-  const url = `http://127.0.0.1:${port}`;
-  await waitUntil("probe worker", async () => (await fetch(url)).ok, { timeoutMs: 60_000, intervalMs: 100 });
-  return { url, stop: proc.stop };
+const benchDir = path.dirname(new URL(import.meta.url).pathname);
+
+/** A bench helper script (services.ts, load.ts) in a Node process of its own, run by tsx like this one. */
+function forkScript(file: string): ChildProcess {
+  return fork(path.join(benchDir, file), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
 }
 
-/**
- * The same Worker bundle (`wrangler deploy --dry-run --minify`) in workerd through Miniflare, with
- * none of wrangler dev's tooling. wrangler dev attaches DevTools to the runtime with the Network
- * domain enabled, so every subrequest sends events to wrangler's Node process; that costs about
- * eight times what the subrequest itself costs here, and a deployed Worker pays none of it.
- */
-async function startWorkerd(vars: Record<string, string>): Promise<RunningWorker> {
-  const outdir = await mkdtemp(path.join(os.tmpdir(), "status-levels-workerd-"));
-  await buildBundle(outdir);
-  const port = await freePort();
-  const mf = new Miniflare({
-    // Listed, not located: Miniflare's locator refuses the bundle's computed dynamic import.
-    modules: [{ type: "ESModule", path: path.join(outdir, "index.js") }],
-    modulesRoot: outdir,
-    compatibilityDate: "2026-05-01",
-    bindings: vars,
-    host: "127.0.0.1",
-    port,
+async function startService(request: ServiceRequest): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const child = forkScript("services.ts");
+  const reply = await new Promise<ServiceReply>((resolve, reject) => {
+    child.once("message", (m) => resolve(m as ServiceReply));
+    child.once("exit", (code) => reject(new Error(`${request.kind} exited with code ${code}`)));
+    child.send(request);
   });
-  await mf.ready;
+  if (reply.type !== "ready") throw new Error(`${request.kind}: ${reply.message}`);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: reply.url,
+    pid: child.pid!,
     stop: async () => {
-      await mf.dispose();
-      await rm(outdir, { recursive: true, force: true });
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
     },
   };
 }
 
-export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions): Promise<string> {
+/** Autocannon in a process of its own; resolves with its figures (and its own CPU). */
+export async function runLoad(request: LoadRequest): Promise<LoadResult> {
+  const child = forkScript("load.ts");
+  return new Promise<LoadResult>((resolve, reject) => {
+    child.on("message", (m: LoadReply) => {
+      if (m.type === "done") resolve(m.result);
+      else if (m.type === "failed") reject(new Error(`load generator: ${m.message}`));
+    });
+    child.once("exit", (code) => code !== 0 && reject(new Error(`load generator exited with code ${code}`)));
+    child.send(request);
+  });
+}
+
+export interface Runtime extends RunningWorker {
+  /** The processes this Worker's CPU is counted in: workerd, and wrangler's Node process when present. */
+  groups: ProcessGroup[];
+  /** The workerd process (for the cold start). */
+  workerdPid: number;
+}
+
+/** A Worker module in workerd through Miniflare: what a deployment runs, without wrangler dev's tooling. */
+export async function startMiniflare(modulePath: string, bindings: Record<string, string>, extra: { inspectorPort?: number } = {}): Promise<Runtime> {
+  const port = await freePort();
+  const mf = new Miniflare({
+    // Listed, not located: Miniflare's locator refuses the bundle's computed dynamic import.
+    modules: [{ type: "ESModule", path: modulePath }],
+    modulesRoot: path.dirname(modulePath),
+    compatibilityDate: "2026-05-01",
+    bindings,
+    host: "127.0.0.1",
+    port,
+    ...extra,
+  });
+  await mf.ready;
+  const pid = await pidListeningOn(port);
+  if (pid === null || (await processName(pid)) !== "workerd") throw new Error(`no workerd listens on ${port}`);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    groups: [{ label: "workerd", pids: async () => [pid] }],
+    workerdPid: pid,
+    stop: () => mf.dispose(),
+  };
+}
+
+/**
+ * `wrangler dev`'s processes: the one listening (wrangler 4's proxy Worker, a workerd) is a child of
+ * wrangler's Node process, whose other workerd runs the Worker.
+ */
+async function wranglerGroups(worker: RunningWorker): Promise<ProcessGroup[]> {
+  const listening = await pidListeningOn(Number(new URL(worker.url).port));
+  if (listening === null) throw new Error(`nothing listens on ${worker.url}`);
+  const wrangler = (await descendants(1)).find((p) => p.pid === listening)?.ppid;
+  if (!wrangler) throw new Error("wrangler's process not found");
+  return [
+    { label: "workerd", pids: async () => (await descendants(wrangler)).filter((p) => p.comm === "workerd").map((p) => p.pid) },
+    { label: "wrangler node", pids: async () => [wrangler] },
+  ];
+}
+
+/** The floors: a Worker that answers at once, one that makes one raw fetch, one that makes the hit's MGET through @upstash/redis. */
+async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe: string }> {
+  const fetchProbe = path.join(dir, "fetch-probe.js");
+  await writeFile(
+    fetchProbe,
+    `export default { async fetch(req, env) {
+      if (new URL(req.url).pathname !== "/fetch") return new Response("ok");
+      const r = await fetch(env.UPSTASH_URL + "/pipeline", { method: "POST", headers: { authorization: "Bearer " + env.UPSTASH_TOKEN }, body: JSON.stringify([["MGET", ...JSON.parse(env.KEYS)]]) });
+      return new Response(await r.text(), { headers: { "content-type": "application/json" } });
+    } };\n`,
+  );
+  const mgetProbe = path.join(dir, "mget-probe.js");
+  await build({
+    stdin: {
+      contents: `import { Redis } from "@upstash/redis/cloudflare";
+        export default { async fetch(req, env) {
+          const redis = new Redis({ url: env.UPSTASH_URL, token: env.UPSTASH_TOKEN, retry: false, enableTelemetry: false, enableAutoPipelining: false, readYourWrites: false });
+          const values = await redis.mget(...JSON.parse(env.KEYS));
+          return Response.json(values[2]);
+        } };`,
+      resolveDir: projectRoot,
+      loader: "js",
+    },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker", "browser"],
+    outfile: mgetProbe,
+    logLevel: "error",
+  });
+  return { fetchProbe, mgetProbe };
+}
+
+/**
+ * A cold start: a fresh workerd with the module, from spawning it to the first response's end,
+ * wall time and its CPU (all threads). The same for the fetch probe, a near-empty module, is the
+ * runtime's own part; the difference is what this bundle costs (evaluation included: workerd
+ * evaluates the module before it listens).
+ */
+async function coldStart(modulePath: string, bindings: Record<string, string>, request: { path: string; headers?: Record<string, string> }): Promise<{ wallMs: number; cpuMs: number; firstResponseMs: number }> {
+  const started = performance.now();
+  const runtime = await startMiniflare(modulePath, bindings);
+  const ready = performance.now();
+  const res = await fetch(`${runtime.url}${request.path}`, { headers: request.headers ?? {} });
+  await res.arrayBuffer();
+  const done = performance.now();
+  const cpuMs = await threadsCpuMs(runtime.workerdPid);
+  await runtime.stop();
+  if (!res.ok) throw new Error(`cold start: ${request.path} answered ${res.status}`);
+  return { wallMs: done - started, cpuMs, firstResponseMs: done - ready };
+}
+
+/**
+ * The bench's data: a member of one organization (level B, 20 reviews) and of `missOrganizations`
+ * more like it, which the cache-miss rows cycle through; and the member's access token.
+ */
+export async function seedBench(stack: StackInfo, missOrganizations: number): Promise<{ orgId: string; memberId: string; missOrgs: string[]; token: string }> {
   const sql = postgres(stack.databaseUrl, { max: 1, onnotice: () => {} });
   const orgId = crypto.randomUUID();
   const memberId = crypto.randomUUID();
+  progress(`seeding 1 + ${missOrganizations} organizations with a level B and 20 reviews each`);
   await sql.unsafe(`
     insert into auth.users (id, email) values ('${memberId}', 'bench@example.test');
     insert into public.organizations (id, name) values ('${orgId}', 'Bench organization');
@@ -100,100 +219,251 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     insert into public.organization_status_levels (organization_id, level, valid_until) values ('${orgId}', 'B', now() + interval '300 days');
     insert into public.reviews (organization_id, status, published_at, responded_at)
       select '${orgId}', 'published', now() - g * interval '3 days', now() - g * interval '3 days' + interval '2 hours' from generate_series(1, 20) g;
+    create temporary table bench_orgs as select gen_random_uuid() as id, g from generate_series(1, ${missOrganizations}) g;
+    insert into public.organizations (id, name) select id, 'Bench organization ' || g from bench_orgs;
+    insert into public.organization_members select id, '${memberId}', 'member' from bench_orgs;
+    insert into public.organization_status_levels (organization_id, level, valid_until) select id, 'B', now() + interval '300 days' from bench_orgs;
+    insert into public.reviews (organization_id, status, published_at, responded_at)
+      select o.id, 'published', now() - r * interval '3 days', now() - r * interval '3 days' + interval '2 hours' from bench_orgs o, generate_series(1, 20) r;
   `);
+  const missOrgs = (await sql.unsafe(`select id from bench_orgs order by g`)).map((r) => r.id as string);
+  await sql.unsafe(`analyze`);
   await sql.end({ timeout: 2 });
   const token = await userToken(stack.keys, memberId, { expiresIn: "2h" });
+  return { orgId, memberId, missOrgs, token };
+}
 
-  const workers: RunningWorker[] = [];
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions): Promise<string> {
+  const { orgId, memberId, missOrgs, token } = await seedBench(stack, options.missOrganizations);
+  const prefix = `bench-${Date.now()}`;
+  const cacheKeys = [`${prefix}:status:${orgId}:gen`, `${prefix}:status:all:gen`, `${prefix}:status:${orgId}:full`, `${prefix}:status:${orgId}:public`, `${prefix}:role:${orgId}:${memberId}`];
+
+  const stops: Array<() => Promise<void>> = [];
+  const dir = await mkdtemp(path.join(os.tmpdir(), "status-levels-http-bench-"));
+  stops.push(() => rm(dir, { recursive: true, force: true }));
   try {
-    progress("starting wrangler dev twice (cache on, cache off)");
-    const prefix = `bench-${Date.now()}`;
-    const cached = await startWorker({ vars: workerVars(stack, { CACHE_KEY_PREFIX: prefix, LOG_LEVEL: "error" }) });
-    workers.push(cached);
-    const uncached = await startWorker({ vars: workerVars(stack, { CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false", LOG_LEVEL: "error" }) });
-    workers.push(uncached);
-    progress("starting the same Worker twice in workerd without wrangler dev (Miniflare)");
-    const bareCached = await startWorkerd(workerVars(stack, { CACHE_KEY_PREFIX: prefix, LOG_LEVEL: "error" }));
-    workers.push(bareCached);
-    const bareUncached = await startWorkerd(workerVars(stack, { CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false", LOG_LEVEL: "error" }));
-    workers.push(bareUncached);
+    progress("starting the gateway and the Upstash adapter in processes of their own");
+    const gateway = await startService({ kind: "gateway", postgrestUrl: stack.postgrestUrl, jwks: publicJwks(stack.keys) });
+    stops.push(gateway.stop);
+    const upstash = await startService({ kind: "upstash", redisUrl: stack.redisUrl, token: stack.redisRestToken });
+    stops.push(upstash.stop);
+    const services = { ...stack, supabaseUrl: gateway.url, redisRestUrl: upstash.url };
+    const vars = (extra: Record<string, string>) => workerVars(services, { LOG_LEVEL: "error", ...extra });
 
-    const counters = async () => {
-      const db = (await (await fetch(`${stack.supabaseUrl}/__gateway/stats?subject=${memberId}`)).json()) as { total: number };
-      const redis = (await (await fetch(`${stack.redisRestUrl}/__stats`, { headers: { authorization: `Bearer ${stack.redisRestToken}` } })).json()) as { requests: number };
-      return { db: db.total, redis: redis.requests };
-    };
+    const postgrestPid = await pidListeningOn(Number(new URL(stack.postgrestUrl).port));
+    const postmasterPid = await pidListeningOn(Number(new URL(stack.databaseUrl).port || 5432));
+    const redisPid = await pidListeningOn(Number(new URL(stack.redisUrl).port || 6379));
+    const stackGroups: ProcessGroup[] = [
+      { label: "PostgREST", pids: async () => (postgrestPid ? [postgrestPid] : []) },
+      { label: "Postgres", pids: async () => (postmasterPid ? postgresBackends(postmasterPid, stack.databaseName) : []) },
+      { label: "Redis", pids: async () => (redisPid ? [redisPid] : []) },
+      { label: "Upstash adapter", pids: async () => [upstash.pid] },
+      { label: "gateway", pids: async () => [gateway.pid] },
+    ];
 
-    // The load comes from a second process (the autocannon CLI), so it does not share an event
-    // loop with the gateway and the Upstash server that run in this one.
-    const run = async (name: string, target: { url: string; method?: string; headers?: Record<string, string>; body?: string }): Promise<Run> => {
-      progress(`${name}: ${options.durationSeconds} s, ${options.connections} connections`);
-      const args = ["-j", "-c", String(options.connections), "-d", String(options.durationSeconds)];
-      if (target.method) args.push("-m", target.method);
-      for (const [k, v] of Object.entries(target.headers ?? {})) args.push("-H", `${k}=${v}`);
-      if (target.body) args.push("-b", target.body);
-      const before = await counters();
-      const { stdout } = await promisify(execFile)(path.join(projectRoot, "node_modules", ".bin", "autocannon"), [...args, target.url], { maxBuffer: 16 * 1024 * 1024 });
-      const after = await counters();
-      const result = JSON.parse(stdout) as { requests: { average: number; total: number }; latency: { p50: number; p99: number }; non2xx: number; errors: number };
-      const requests = result.requests.total;
-      return {
-        name,
-        rps: result.requests.average,
-        p50: result.latency.p50,
-        p99: result.latency.p99,
-        requests,
-        non2xx: result.non2xx + result.errors,
-        dbPerRequest: (after.db - before.db) / requests,
-        redisPerRequest: (after.redis - before.redis) / requests,
-      };
-    };
+    progress("building the Worker bundle (wrangler deploy --dry-run --minify) and the floor Workers");
+    await buildBundle(dir);
+    const bundle = path.join(dir, "index.js");
+    const { fetchProbe, mgetProbe } = await buildProbes(dir);
+    const probeVars = { UPSTASH_URL: upstash.url, UPSTASH_TOKEN: stack.redisRestToken, KEYS: JSON.stringify(cacheKeys) };
 
     const statusPath = `/status-levels/organizations/${orgId}`;
     const headers = { authorization: `Bearer ${token}` };
-    // Warm every path once (JIT, connection pools, JWKS, the cache entry of the hit run).
-    for (const url of [cached, uncached, bareCached, bareUncached].map((w) => `${w.url}${statusPath}`)) {
-      for (let i = 0; i < 50; i++) await (await fetch(url, { headers })).arrayBuffer();
-    }
-    const probe = await startProbeWorker(`${stack.redisRestUrl}/pipeline`, stack.redisRestToken);
-    workers.push(probe);
-    for (let i = 0; i < 50; i++) await (await fetch(`${probe.url}/fetch`)).arrayBuffer();
 
-    const baseline = await run("raw PostgREST RPC get_organization_status (baseline)", {
-      url: `${stack.supabaseUrl}/rest/v1/rpc/get_organization_status`,
-      method: "POST",
-      headers: { ...headers, apikey: stack.anonKey, "content-type": "application/json" },
-      body: JSON.stringify({ p_organization_id: orgId }),
-    });
-    const hit = await run("Worker GET status, cache hit", { url: `${cached.url}${statusPath}`, headers });
-    const miss = await run("Worker GET status, cache disabled (miss)", { url: `${uncached.url}${statusPath}`, headers });
-    const floorNone = await run("floor: this Worker, no subrequest (GET /levels)", { url: `${cached.url}/status-levels/levels` });
-    const floorFetch = await run("floor: minimal Worker, one raw fetch to Upstash", { url: `${probe.url}/fetch` });
-    const bareHit = await run("workerd without wrangler dev: GET status, cache hit", { url: `${bareCached.url}${statusPath}`, headers });
-    const bareMiss = await run("workerd without wrangler dev: GET status, cache disabled", { url: `${bareUncached.url}${statusPath}`, headers });
+    progress("cold starts: a fresh workerd to the first response, 3 times each");
+    const colds = { bundle: [] as Array<Awaited<ReturnType<typeof coldStart>>>, probe: [] as Array<Awaited<ReturnType<typeof coldStart>>> };
+    for (let i = 0; i < 3; i++) {
+      colds.probe.push(await coldStart(fetchProbe, probeVars, { path: "/" }));
+      colds.bundle.push(await coldStart(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-cold${i}` }), { path: statusPath, headers }));
+    }
+
+    progress("starting the Worker in plain workerd (cache on, cache off, misses) and the floor Workers");
+    const start = async (p: Promise<Runtime>) => {
+      const r = await p;
+      stops.push(r.stop);
+      return r;
+    };
+    const bareCached = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: prefix })));
+    const bareMissing = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-miss` })));
+    const bareUncached = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false" })));
+    const fetchFloor = await start(startMiniflare(fetchProbe, probeVars));
+    const mgetFloor = await start(startMiniflare(mgetProbe, probeVars));
+
+    progress("starting the Worker under wrangler dev (cache on, misses)");
+    const wranglerCached = await startWorker({ vars: vars({ CACHE_KEY_PREFIX: prefix }), logLevel: "error" });
+    stops.push(wranglerCached.stop);
+    const wranglerMissing = await startWorker({ vars: vars({ CACHE_KEY_PREFIX: `${prefix}-wmiss` }), logLevel: "error" });
+    stops.push(wranglerMissing.stop);
+    const wranglerFetch = await startWranglerProbe(fetchProbe, probeVars, dir);
+    stops.push(wranglerFetch.stop);
+    const wrangler = {
+      cached: await wranglerGroups(wranglerCached),
+      missing: await wranglerGroups(wranglerMissing),
+      fetch: await wranglerGroups(wranglerFetch),
+    };
+
+    // Warm every path (JIT, connection pools, JWKS, the cache entry of the hit runs); the misses
+    // warm on organizations outside the set they then cycle through.
+    const warm = async (url: string, h: Record<string, string> = {}, n = 50) => {
+      for (let i = 0; i < n; i++) {
+        const res = await fetch(url, { headers: h });
+        if (!res.ok) throw new Error(`warm-up: ${url} answered ${res.status}: ${await res.text()}`);
+        await res.arrayBuffer();
+      }
+    };
+    for (const w of [bareCached, bareUncached, wranglerCached]) await warm(`${w.url}${statusPath}`, headers);
+    for (const w of [bareMissing, wranglerMissing]) await warm(`${w.url}${statusPath}`, headers);
+    for (const w of [fetchFloor, mgetFloor]) await warm(`${w.url}/fetch`);
+    await warm(`${wranglerFetch.url}/fetch`);
+    await warm(`${bareCached.url}/status-levels/levels`);
+
+    const counters = async () => {
+      const db = (await (await fetch(`${gateway.url}/__gateway/stats`)).json()) as { total: number };
+      const redis = (await (await fetch(`${upstash.url}/__stats`, { headers: { authorization: `Bearer ${stack.redisRestToken}` } })).json()) as { requests: number };
+      return { db: db.total, redis: redis.requests };
+    };
+
+    const run = async (name: string, target: Target, workerGroups: ProcessGroup[], connections = options.connections, overallRate?: number): Promise<Run> => {
+      progress(`${name}: ${options.durationSeconds} s, ${connections} connections${overallRate ? ` at ${overallRate} req/s` : ""}`);
+      const groups = [...workerGroups, ...stackGroups];
+      const before = { n: await counters(), cpu: await sampleCpu(groups) };
+      const load = await runLoad({ ...target, connections, durationSeconds: options.durationSeconds, ...(overallRate ? { overallRate } : {}) });
+      const after = { cpu: await sampleCpu(groups), n: await counters() };
+      const spent = cpuBetween(before.cpu, after.cpu);
+      spent.set("load generator", load.cpuMs);
+      const requests = load.requests;
+      return {
+        name,
+        connections,
+        load,
+        dbPerRequest: (after.n.db - before.n.db) / requests,
+        redisPerRequest: (after.n.redis - before.n.redis) / requests,
+        cpu: new Map([...spent].map(([k, v]) => [k, v / requests])),
+      };
+    };
+
+    const bare = bareCached.groups;
+    const missPaths = (from: number, to: number) => missOrgs.slice(from, to).map((id) => `/status-levels/organizations/${id}`);
+    const half = Math.floor(missOrgs.length / 2);
+    const rewarm = () => warm(`${bareCached.url}${statusPath}`, headers, 5);
+
+    const baseline = await run(
+      "raw PostgREST RPC (baseline)",
+      { url: `${gateway.url}/rest/v1/rpc/get_organization_status`, method: "POST", headers: { ...headers, apikey: stack.anonKey, "content-type": "application/json" }, bodies: missOrgs.slice(0, half).map((id) => JSON.stringify({ p_organization_id: id })) },
+      [],
+    );
+    await rewarm();
+    const hit = await run("cache hit", { url: `${bareCached.url}${statusPath}`, headers }, bare);
+    const miss = await run("cache miss (a new organization each request)", { url: bareMissing.url, headers, paths: missPaths(0, half) }, bareMissing.groups);
+    const bypass = await run("cache disabled (no Redis)", { url: `${bareUncached.url}${statusPath}`, headers }, bareUncached.groups);
+    await rewarm();
+    const mget = await run("floor: a Worker doing only the hit's MGET", { url: `${mgetFloor.url}/fetch` }, mgetFloor.groups);
+    const oneFetch = await run("floor: a Worker doing one raw fetch (same MGET)", { url: `${fetchFloor.url}/fetch` }, fetchFloor.groups);
+    const none = await run("floor: this Worker, no subrequest (GET /levels)", { url: `${bareCached.url}/status-levels/levels` }, bare);
+    const empty = await run("floor: a Worker answering at once", { url: `${fetchFloor.url}/` }, fetchFloor.groups);
+    await rewarm();
+    const hitMany = await run(`cache hit, ${options.manyConnections} connections`, { url: `${bareCached.url}${statusPath}`, headers }, bare, options.manyConnections);
+    await rewarm();
+    const hitManyRated = await run(
+      `cache hit, ${options.manyConnections} connections at ${options.manyConnectionsRate} req/s`,
+      { url: `${bareCached.url}${statusPath}`, headers },
+      bare,
+      options.manyConnections,
+      options.manyConnectionsRate,
+    );
+    await warm(`${wranglerCached.url}${statusPath}`, headers, 5);
+    const wHit = await run("wrangler dev: cache hit", { url: `${wranglerCached.url}${statusPath}`, headers }, wrangler.cached);
+    const wMiss = await run("wrangler dev: cache miss", { url: wranglerMissing.url, headers, paths: missPaths(half, missOrgs.length) }, wrangler.missing);
+    const wFetch = await run("wrangler dev floor: one raw fetch", { url: `${wranglerFetch.url}/fetch` }, wrangler.fetch);
 
     progress("bundle size (wrangler deploy --dry-run --minify)");
-    const bundle = await measureBundle();
-    const rows = [baseline, hit, miss, floorNone, floorFetch, bareHit, bareMiss].map((r, i) => [
-      r.name,
-      r.rps,
-      r.p50,
-      r.p99,
-      `${format(r.rps / baseline.rps)}x`,
-      format(r.dbPerRequest),
-      format(r.redisPerRequest),
-      r.non2xx,
-      ["", ">= 1.0x, 0 DB", ">= 0.7x, 1 DB", "", "", ">= 1.0x, 0 DB", ">= 0.7x, 1 DB"][i]!,
-    ]);
+    const size = await measureBundle();
+
+    const workerCpu = (r: Run) => (r.cpu.get("workerd") ?? 0) + (r.cpu.get("wrangler node") ?? 0);
+    const ratio = (a: number, b: number) => `${format(a / b)}x`;
+    const rows: Array<{ run: Run; floor?: Run; target: string }> = [
+      { run: baseline, target: "" },
+      { run: hit, floor: mget, target: "CPU <= 0.3 ms and <= 2x MGET floor; >= 2x baseline; 0 DB" },
+      { run: miss, floor: hit, target: "CPU <= hit + 0.5 ms; >= 0.8x baseline; 1 DB" },
+      { run: bypass, floor: none, target: "" },
+      { run: mget, floor: oneFetch, target: "" },
+      { run: oneFetch, floor: empty, target: "" },
+      { run: none, floor: empty, target: "" },
+      { run: empty, target: "" },
+      { run: hitMany, floor: mget, target: "p99 < 5 ms (saturated: latency = connections / throughput)" },
+      { run: hitManyRated, floor: mget, target: "p99 < 5 ms" },
+      { run: wHit, floor: wFetch, target: "" },
+      { run: wMiss, floor: wHit, target: "" },
+      { run: wFetch, target: "" },
+    ];
+    const labels = ["workerd", "wrangler node", "PostgREST", "Postgres", "Redis", "Upstash adapter", "gateway", "load generator"];
+    const cpuCell = (r: Run, label: string) => (r.cpu.has(label) ? format(r.cpu.get(label)!) : "");
+    const bundleCold = median(colds.bundle.map((c) => c.wallMs));
+    const probeCold = median(colds.probe.map((c) => c.wallMs));
+    const bundleColdCpu = median(colds.bundle.map((c) => c.cpuMs));
+    const probeColdCpu = median(colds.probe.map((c) => c.cpuMs));
     return [
-      table(["scenario", "req/s", "p50 ms", "p99 ms", "vs baseline", "DB trips/req", "Redis trips/req", "errors", "target"], rows),
+      table(
+        ["scenario", "conns", "req/s", "p50 ms", "p99 ms", "vs baseline", "floor", "req/s vs floor", "DB trips/req", "Redis trips/req", "errors", "target"],
+        rows.map(({ run: r, floor, target }) => [
+          r.name,
+          r.connections,
+          r.load.rps,
+          r.load.p50,
+          r.load.p99,
+          ratio(r.load.rps, baseline.load.rps),
+          floor?.name.replace(/^(wrangler dev )?floor: /, "") ?? "",
+          floor ? ratio(r.load.rps, floor.load.rps) : "",
+          format(r.dbPerRequest),
+          format(r.redisPerRequest),
+          r.load.non2xx + r.load.errors,
+          target,
+        ]),
+      ),
       "",
-      `Worker bundle: ${format(bundle.minifiedKiB)} KiB minified, ${format(bundle.gzipKiB)} KiB gzip (target < 250 KiB gzip).`,
-      `Load: the autocannon CLI in its own process, ${options.connections} connections, ${options.durationSeconds} s per scenario, one machine (load generator, wrangler, workerd, PostgREST, Postgres, Redis share its cores).`,
-      `The floors show what \`wrangler dev\` itself costs here: a hit makes one subrequest (Upstash), and a minimal Worker doing nothing but one fetch reaches ${format(floorFetch.rps)} req/s (hit/floor ${format(hit.rps / floorFetch.rps)}x); each subrequest also costs CPU in wrangler's own Node process (its DevTools proxy enables the Network domain), not only in workerd.`,
-      `Without wrangler dev (the same minified bundle in workerd through Miniflare): cache hit ${format(bareHit.rps)} req/s (${format(bareHit.rps / baseline.rps)}x the baseline), cache disabled ${format(bareMiss.rps)} req/s (${format(bareMiss.rps / baseline.rps)}x).`,
+      "CPU ms per request, per process (sampled from /proc over the measured window; Worker = workerd + wrangler's Node process):",
+      "",
+      table(
+        ["scenario", ...labels, "Worker", "Worker vs floor", "Worker - floor ms"],
+        rows.map(({ run: r, floor }) => [
+          r.name,
+          ...labels.map((l) => cpuCell(r, l)),
+          r.cpu.has("workerd") ? format(workerCpu(r)) : "",
+          floor && r.cpu.has("workerd") ? ratio(workerCpu(r), workerCpu(floor)) : "",
+          floor && r.cpu.has("workerd") ? format(workerCpu(r) - workerCpu(floor)) : "",
+        ]),
+      ),
+      "",
+      table(
+        ["cold start (fresh workerd to first response, median of 3)", "wall ms", "workerd CPU ms", "first request after ready ms"],
+        [
+          ["this Worker's bundle, GET status (a miss)", bundleCold, bundleColdCpu, median(colds.bundle.map((c) => c.firstResponseMs))],
+          ["a near-empty Worker (the runtime's own start)", probeCold, probeColdCpu, median(colds.probe.map((c) => c.firstResponseMs))],
+          ["difference: what this bundle costs (target < 50 ms)", bundleCold - probeCold, bundleColdCpu - probeColdCpu, ""],
+        ],
+      ),
+      "",
+      `Worker bundle: ${format(size.minifiedKiB)} KiB minified, ${format(size.gzipKiB)} KiB gzip (target < 250 KiB gzip).`,
+      `Load: autocannon in its own process, ${options.durationSeconds} s per scenario, one machine (${os.cpus().length} cores shared by the load generator, workerd, PostgREST, Postgres, Redis, the adapter and the gateway). Misses cycle through ${missOrgs.length} organizations (each read once per Worker); the baseline calls the RPC for the same organizations.`,
     ].join("\n");
   } finally {
-    for (const w of workers) await w.stop();
+    for (const stop of stops.reverse()) await stop().catch(() => {});
   }
+}
+
+/** A floor Worker under wrangler dev (for the rows that show what wrangler dev itself costs). */
+async function startWranglerProbe(module: string, bindings: Record<string, string>, dir: string): Promise<RunningWorker> {
+  const probeDir = await mkdtemp(path.join(dir, "wrangler-probe-"));
+  await writeFile(path.join(probeDir, "probe.js"), await readFile(module, "utf8"));
+  await writeFile(path.join(probeDir, "wrangler.toml"), `name = "probe"\nmain = "probe.js"\ncompatibility_date = "2026-05-01"\nsend_metrics = false\n`);
+  const port = await freePort();
+  const proc = startProcess("wrangler-probe", path.join(projectRoot, "node_modules", ".bin", "wrangler"), [
+    "dev", "--ip", "127.0.0.1", "--port", String(port), "--log-level", "warn", "--show-interactive-dev-session=false",
+    ...Object.entries(bindings).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ], { cwd: probeDir, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", XDG_CONFIG_HOME: path.join(probeDir, "config") } });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil("probe worker", async () => (await fetch(url)).ok, { timeoutMs: 60_000, intervalMs: 100 });
+  return { url, stop: proc.stop };
 }
