@@ -306,8 +306,47 @@ export async function setRecorderDelay(recipients: string[], ms: number): Promis
   if (!res.ok) throw new Error(`recorder control: ${res.status} ${await res.text()}`);
 }
 
-/** Bindings that send e-mails to the recorder. */
-export const viaRecorder: Partial<Env> = { EMAIL_API_URL: emailServer.url, EMAIL_API_TOKEN: "test-email-api-token" };
+/** A call the recorder received, with its e-mails and timing (scripts/test/email-server.ts). */
+export interface RecordedCall {
+  seq: number;
+  kind: "single" | "batch";
+  received_ms: number;
+  answered_ms: number | null;
+  status: number;
+  idempotency_key: string | null;
+  emails: Array<{ to: string; idempotency_key: string | null; status: number; message_id: string | null }>;
+}
+
+/** The calls with an e-mail to an address containing `part`, in arrival order. */
+export async function recordedCalls(part: string): Promise<RecordedCall[]> {
+  const res = await fetch(`${emailServer.controlUrl}/__requests?contains=${encodeURIComponent(part)}`);
+  if (!res.ok) throw new Error(`recorder: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { requests: RecordedCall[] }).requests;
+}
+
+/** Any recorder rule for these recipients (`failNext`, `status`, `wholeCall`, `delayMs`, ...). */
+export async function setRecorderRule(recipients: string[], rule: Record<string, unknown>): Promise<void> {
+  if (recipients.length === 0) throw new Error("only ever steer the test's own recipients");
+  const res = await fetch(`${emailServer.controlUrl}/__control`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ ...rule, to: recipients }),
+  });
+  if (!res.ok) throw new Error(`recorder control: ${res.status} ${await res.text()}`);
+}
+
+/**
+ * Bindings that send e-mails to the recorder, one per call, 6 at a time, without a rate limit
+ * (the recorder has none; the delivery tests set one where they test it).
+ */
+export const viaRecorder: Partial<Env> = { EMAIL_API_URL: emailServer.url, EMAIL_API_TOKEN: "test-email-api-token", EMAIL_RATE_LIMIT_PER_SECOND: "0" };
+
+/** Bindings that send e-mails through the recorder's batch endpoint, `size` per call. */
+export const viaRecorderBatches = (size: number): Partial<Env> => ({
+  ...viaRecorder,
+  EMAIL_BATCH_API_URL: emailServer.batchUrl,
+  EMAIL_BATCH_SIZE: String(size),
+});
 
 // Rendering expectations ------------------------------------------------------------------
 

@@ -25,13 +25,16 @@ import {
   orgWithC,
   outboxOf,
   recentReviews,
+  recordedCalls,
   recordedContaining,
   recordedFor,
   reviewsFrom,
   runJob,
   setRecorderDelay,
   setRecorderFailing,
+  setRecorderRule,
   viaRecorder,
+  viaRecorderBatches,
   type LogLine,
 } from "./daily-job-test-helpers.ts";
 
@@ -741,6 +744,128 @@ describe("daily job: e-mail delivery (a real HTTP e-mail API)", () => {
   });
 });
 
+describe("daily job: e-mail delivery at scale (batch endpoint, concurrency, rate limit, subrequests)", () => {
+  /** 2 × `count` e-mails due (owner and admin of `count` organizations with B ending in 7 days). */
+  async function dueEmails(count: number) {
+    const end = farEnd();
+    const tag = crypto.randomUUID().slice(0, 8);
+    const { orgIds } = await bulkOrgsWithB(count, tag, end);
+    const recipients = (await exec<{ email: string }>("select email from auth.users where email like $1", [`bulk-${tag}-%`])).map((u) => u.email);
+    expect(recipients).toHaveLength(2 * count);
+    return { orgIds, recipients, part: `bulk-${tag}-`, asOf: end - 7 * DAY + HOUR };
+  }
+
+  it("with a batch endpoint, sends calls of up to EMAIL_BATCH_SIZE e-mails, each e-mail with its outbox id as key; one refused e-mail fails alone and is retried alone", async () => {
+    const { orgIds, recipients, part, asOf } = await dueEmails(30);
+    const refused = recipients[7]!;
+    await setRecorderFailing([refused], true);
+
+    const first = await runJob(orgIds, { asOf, env: viaRecorderBatches(25) });
+
+    expect(first.ok).toBe(false);
+    expect(first.steps.deliver).toMatchObject({ ok: false, emails_enqueued: 60, sent: 59, failed: 1, provider_calls: 3 });
+    expect(first.steps.deliver.error).toMatch(/1 of 60 e-mails failed: provider: the recorder was told to fail/);
+    const calls = await recordedCalls(part);
+    expect(calls.map((c) => [c.kind, c.status, c.emails.length])).toEqual([["batch", 200, 25], ["batch", 200, 25], ["batch", 200, 10]]);
+    expect(calls.every((c) => /^batch-[0-9a-f]{64}$/.test(c.idempotency_key ?? ""))).toBe(true);
+    let outbox = await outboxOf(orgIds);
+    const byId = new Map(outbox.map((m) => [m.id, m]));
+    const emails = calls.flatMap((c) => c.emails);
+    expect(new Set(emails.map((e) => e.idempotency_key))).toEqual(new Set(byId.keys()));
+    for (const e of emails) {
+      const row = byId.get(e.idempotency_key!)!;
+      expect(row.recipient).toBe(e.to);
+      if (e.to === refused) expect(row).toMatchObject({ state: "failed", attempts: 1, provider_message_id: null });
+      else expect(row).toMatchObject({ state: "sent", attempts: 1, provider_message_id: e.message_id });
+    }
+
+    await setRecorderFailing([refused], false);
+    const retry = await runJob(orgIds, { asOf: asOf + HOUR, env: viaRecorderBatches(25) });
+    expect(retry.ok).toBe(true);
+    expect(retry.steps.deliver).toMatchObject({ sent: 1, failed: 0, provider_calls: 1 });
+    const again = await recordedCalls(part);
+    expect(again).toHaveLength(4);
+    expect(again[3]!.emails.map((e) => e.to)).toEqual([refused]);
+    outbox = await outboxOf(orgIds);
+    expect(outbox.every((m) => m.state === "sent")).toBe(true);
+  });
+
+  it("a batch call answered 500 fails each of its e-mails; a 429 defers its e-mails (no attempt counted) and no call starts before its Retry-After", async () => {
+    const { orgIds, recipients, part, asOf } = await dueEmails(10);
+    // Each e-mail's first call is refused as a whole with 429 and Retry-After: 1 (two calls of 10).
+    await setRecorderRule(recipients, { failNext: 1, status: 429, wholeCall: true });
+    const logs: LogLine[] = [];
+
+    const run = await runJob(orgIds, { asOf, env: viaRecorderBatches(10), logs });
+
+    expect(run.ok).toBe(true);
+    expect(run.steps.deliver).toMatchObject({ ok: true, sent: 20, failed: 0, deferred: 20, provider_calls: 4 });
+    const calls = await recordedCalls(part);
+    expect(calls.map((c) => c.status)).toEqual([429, 429, 200, 200]);
+    expect(calls.slice(2).reduce((n, c) => n + c.emails.length, 0)).toBe(20);
+    const lastRefused = Math.max(...calls.slice(0, 2).map((c) => c.answered_ms!));
+    const firstAfter = Math.min(...calls.slice(2).map((c) => c.received_ms));
+    expect(firstAfter - lastRefused).toBeGreaterThanOrEqual(950);
+    expect((await outboxOf(orgIds)).every((m) => m.state === "sent" && m.attempts === 1)).toBe(true);
+    expect(logs.some((l) => l.msg.startsWith("the e-mail provider is over its rate limit"))).toBe(true);
+
+    // A 500 for the whole call is a failed attempt for each e-mail in it.
+    const other = await dueEmails(5);
+    await setRecorderRule(other.recipients, { failNext: 1, status: 500, wholeCall: true });
+    const failed = await runJob(other.orgIds, { asOf: other.asOf, env: viaRecorderBatches(10) });
+    expect(failed.steps.deliver).toMatchObject({ ok: false, sent: 0, failed: 10, provider_calls: 1 });
+    expect((await outboxOf(other.orgIds)).every((m) => m.state === "failed" && m.attempts === 1 && /^HTTP 500/.test(m.last_error ?? ""))).toBe(true);
+  });
+
+  it("keeps at most EMAIL_CONCURRENCY calls in flight and starts at most EMAIL_RATE_LIMIT_PER_SECOND calls in any second", async () => {
+    const { orgIds, recipients, part, asOf } = await dueEmails(20);
+    await setRecorderDelay(recipients, 300);
+    const env = { ...viaRecorder, EMAIL_CONCURRENCY: "3", EMAIL_RATE_LIMIT_PER_SECOND: "8" };
+
+    const run = await runJob(orgIds, { asOf, env });
+
+    expect(run.steps.deliver).toMatchObject({ ok: true, sent: 40, provider_calls: 40 });
+    const calls = await recordedCalls(part);
+    expect(calls).toHaveLength(40);
+    // In flight: at each arrival, the calls that arrived before and were not yet answered.
+    const inFlight = calls.map((c) => calls.filter((o) => o.received_ms <= c.received_ms && o.answered_ms! > c.received_ms).length);
+    expect(Math.max(...inFlight)).toBeLessThanOrEqual(3);
+    expect(Math.max(...inFlight)).toBe(3);
+    // Rate: the 9th start after any start is at least a second later (a few ms of clock slack).
+    const starts = calls.map((c) => c.received_ms).sort((a, b) => a - b);
+    for (let i = 0; i + 8 < starts.length; i++) expect(starts[i + 8]! - starts[i]!).toBeGreaterThanOrEqual(980);
+    await setRecorderDelay(recipients, 0);
+  });
+
+  it("stops sending before the invocation runs out of subrequests, with every send recorded; the next run sends the rest once", async () => {
+    const { orgIds, part, asOf } = await dueEmails(40);
+    const env = { ...viaRecorder, WORKER_SUBREQUEST_LIMIT: "60" };
+    const logs: LogLine[] = [];
+
+    const cut = await runJob(orgIds, { asOf, env, logs });
+
+    expect(cut.ok).toBe(true);
+    expect(cut.steps.deliver).toMatchObject({ ok: true, incomplete: true, emails_enqueued: 80 });
+    const sent = cut.steps.deliver.sent as number;
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThan(80);
+    const stop = logs.find((l) => l.msg === "daily job deadline reached; the next run continues" && l.fields.step === "deliver");
+    expect(stop?.fields).toMatchObject({ reason: "subrequests" });
+    expect(stop!.fields.subrequests as number).toBeLessThanOrEqual(60);
+    let outbox = await outboxOf(orgIds);
+    const received = await recordedCalls(part);
+    expect(received).toHaveLength(sent);
+    expect(outbox.filter((m) => m.state === "sent").map((m) => m.id).sort()).toEqual(received.map((c) => c.idempotency_key).sort());
+    for (const m of outbox.filter((m) => m.state !== "sent")) expect(m).toMatchObject({ state: "pending", attempts: 0, locked_until: null });
+
+    const next = await runJob(orgIds, { asOf: asOf + HOUR, env: viaRecorder });
+    expect(next.steps.deliver).toMatchObject({ ok: true, sent: 80 - sent });
+    outbox = await outboxOf(orgIds);
+    expect(outbox.every((m) => m.state === "sent" && m.attempts === 1)).toBe(true);
+    expect(await recordedCalls(part)).toHaveLength(80);
+  });
+});
+
 describe("daily job: the time budget (every run ends inside the platform's limit with its sends recorded)", () => {
   it("a run whose time runs out while e-mails are due records every send it made, ends within its budget, and the next run sends each remaining e-mail once", async () => {
     const end = farEnd();
@@ -748,7 +873,7 @@ describe("daily job: the time budget (every run ends inside the platform's limit
     const { orgIds } = await bulkOrgsWithB(100, tag, end);
     const recipients = (await exec<{ email: string }>("select email from auth.users where email like $1", [`bulk-${tag}-%`])).map((u) => u.email);
     expect(recipients).toHaveLength(200);
-    // A slow e-mail API: 200 e-mails, 8 at a time, 400 ms each, need about 10 s.
+    // A slow e-mail API: 200 e-mails, 6 at a time, 400 ms each, need about 13 s.
     await setRecorderDelay(recipients, 400);
     const asOf = end - 7 * DAY + HOUR;
     // No batch after 6 s, everything over and recorded by 9 s; recording keeps the last 5 s

@@ -2,9 +2,10 @@ import type { LogFn } from "../_shared/app-env.ts";
 import { invalidateOrganizations } from "../_shared/cache.ts";
 import { config, type Env } from "../_shared/env.ts";
 import type { Json } from "../_shared/database.types.ts";
-import { callRpc } from "../_shared/rpc.ts";
+import { callRpc, type RpcArgs, type RpcName, type RpcResult } from "../_shared/rpc.ts";
 import { supabaseAsService, type Db } from "../_shared/supabase.ts";
-import { EMAIL_TIMEOUT_MS, sendEmail, type OutgoingEmail, type SendResult } from "./email-sender.ts";
+import { CallPacer, claimSize, deliverBatch, deliveryPlan, EMAIL_LEASE_MS, type NotAttempted } from "./email-delivery.ts";
+import { EMAIL_TIMEOUT_MS, emailSettings, type Deferred, type EmailEnv, type OutgoingEmail, type SendResult } from "./email-sender.ts";
 
 /**
  * The daily job: expire lapsed levels, end grace periods, enqueue expiry notices, enqueue level C
@@ -16,7 +17,9 @@ import { EMAIL_TIMEOUT_MS, sendEmail, type OutgoingEmail, type SendResult } from
  * recorded by `hardDeadlineMs` (the platform's limit minus a margin). An e-mail batch is the one
  * that waits on someone else, so it is bounded by the hard end: it claims only as many e-mails as
  * fit in the time left, never starts a send that could outlast it, and releases what it claimed
- * but did not try.
+ * but did not try. E-mails go out in calls of one or (with a batch endpoint) many, a bounded
+ * number at a time, under the provider's rate limit (email-delivery.ts), and the run stops
+ * sending before it would run out of subrequests, so every send it makes can be recorded.
  */
 export interface DailyJobOptions {
   /** Act as of this time instead of now (service role only: backfills, tests). */
@@ -30,7 +33,7 @@ export interface DailyJobOptions {
    * platform's limit minus a safety margin). Defaults to the deadline plus two minutes.
    */
   hardDeadlineMs?: number;
-  /** Longest wait for one e-mail (EMAIL_TIMEOUT_MS); tests shorten it. */
+  /** Longest wait for one call to the e-mail API (EMAIL_TIMEOUT_MS); tests shorten it. */
   emailTimeoutMs?: number;
   batchSize?: number;
   /** What started the run, recorded with it (the health check reports the last one). */
@@ -62,19 +65,13 @@ export class DailyJobFailed extends Error {
 
 type StepResult = Record<string, unknown> & { more?: boolean };
 
-/** What a batch leaves: more work, none, or work that no longer fits before the hard end. */
-type BatchOutcome = "more" | "done" | "out_of_time";
+/**
+ * What a batch leaves: more work, none, work that no longer fits before the hard end, or work
+ * whose sends could no longer all be recorded within the invocation's subrequests.
+ */
+type BatchOutcome = "more" | "done" | "out_of_time" | "out_of_subrequests";
 
-/** E-mails claimed per batch at most (the SQL lease of 600 s covers 200 × 10 s / 8) and sent at a time. */
-const EMAIL_BATCH = 200;
-const EMAIL_CONCURRENCY = 8;
-/** Within a batch, sends are recorded at least this often, so little is unrecorded if the run dies anyway. */
-const RECORD_EVERY_MS = 15_000;
-
-/** An e-mail claimed by a batch that ran out of time before trying it: released, no attempt counted. */
-type NotAttempted = { id: string; attempted: false };
-
-export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<DailyJobSummary> {
+export async function runDailyJob(env: EmailEnv, options: DailyJobOptions): Promise<DailyJobSummary> {
   const started = Date.now();
   const softMs = options.deadlineMs ?? 10 * 60_000;
   const hardEnd = started + (options.hardDeadlineMs ?? softMs + 2 * 60_000);
@@ -87,7 +84,15 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   const emailTimeoutMs = options.emailTimeoutMs ?? EMAIL_TIMEOUT_MS;
   const minSendMs = emailTimeoutMs / 2;
   const batch = options.batchSize ?? 5000;
+  const plan = deliveryPlan(env, emailTimeoutMs);
+  const { subrequestLimit } = emailSettings(env);
   const db = supabaseAsService(env);
+  // Every call the run makes is a subrequest of its invocation (the platform's limit per invocation).
+  let subrequests = 0;
+  const rpc = <F extends RpcName, T = RpcResult<F>>(fn: F, args: RpcArgs<F>) => {
+    subrequests++;
+    return callRpc<F, T>(db, fn, args);
+  };
   const base = { p_as_of: options.asOf, p_organization_ids: options.organizationIds, p_batch: batch };
   const run = {
     p_run_id: crypto.randomUUID(),
@@ -97,7 +102,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   };
   // The record of the run is for the health check: failing to write it must not stop the job.
   const record = (fields: { p_finished_at?: string; p_ok?: boolean; p_summary?: Json }) =>
-    callRpc(db, "record_daily_job_run", { ...run, ...fields }).catch((error: Error) =>
+    rpc("record_daily_job_run", { ...run, ...fields }).catch((error: Error) =>
       options.log("warn", "could not record the daily job run; the health check will not see it", { error: error.message }),
     );
   await record({});
@@ -114,7 +119,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
     const stepStarted = Date.now();
     const totals: Record<string, unknown> = {};
     let batches = 0;
-    const stopEarly = async (reason: "deadline" | "hard_end"): Promise<StepSummary> => {
+    const stopEarly = async (reason: "deadline" | "hard_end" | "subrequests"): Promise<StepSummary> => {
       Object.assign(totals, await leftover?.().catch((error: Error) => ({ leftover_error: error.message })));
       options.log("warn", "daily job deadline reached; the next run continues", {
         step: name,
@@ -122,6 +127,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
         batches,
         ...totals,
         ms_to_hard_end: hardEnd - Date.now(),
+        subrequests,
       });
       return { ok: true, incomplete: true, duration_ms: Date.now() - stepStarted, batches, ...totals };
     };
@@ -132,6 +138,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
         batches++;
         if (outcome === "done") return { ok: true, duration_ms: Date.now() - stepStarted, batches, ...totals };
         if (outcome === "out_of_time") return await stopEarly("hard_end");
+        if (outcome === "out_of_subrequests") return await stopEarly("subrequests");
       }
     } catch (error) {
       options.log("error", "daily job step failed", { step: name, error: (error as Error).message });
@@ -140,9 +147,10 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   };
 
   const endLapsed = (step: "expire" | "end_grace") => async (totals: Record<string, unknown>) => {
-    const result = (await callRpc(db, "run_daily_job_step", { ...base, p_step: step })) as StepResult & { count: number; organization_ids: string[] };
+    const result = (await rpc("run_daily_job_step", { ...base, p_step: step })) as StepResult & { count: number; organization_ids: string[] };
     add(totals, step === "expire" ? "expired" : "graces_ended", result.count);
     // Only after the batch committed: readers must not see a level that just ended.
+    subrequests += Math.ceil(result.organization_ids.length / 500);
     await invalidateOrganizations(env, result.organization_ids, options.log);
     return result.more === true ? "more" : "done";
   };
@@ -151,7 +159,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   const endGrace = await runStep("end_grace", endLapsed("end_grace"));
   let noticeCursor: unknown = null;
   const notices = await runStep("expiry_notices", async (totals) => {
-    const result = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "expiry_notices", p_after: noticeCursor as Json })) as StepResult & {
+    const result = (await rpc("run_daily_job_step", { ...base, p_step: "expiry_notices", p_after: noticeCursor as Json })) as StepResult & {
       sent: number;
       skipped: number;
       sent_by_threshold: Record<string, number>;
@@ -169,7 +177,7 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
   // meet the criteria (eligible): one notice per episode, queued for the deliver step.
   let levelCCursor: unknown = null;
   const levelCNotices = await runStep("level_c_notices", async (totals) => {
-    const result = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "level_c_notices", p_after: levelCCursor as Json })) as StepResult & {
+    const result = (await rpc("run_daily_job_step", { ...base, p_step: "level_c_notices", p_after: levelCCursor as Json })) as StepResult & {
       cursor: unknown;
     };
     levelCCursor = result.cursor;
@@ -178,41 +186,55 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
     }
     return result.more === true ? "more" : "done";
   });
+  const pacer = new CallPacer(plan.ratePerSecond);
   const deliver = await runStep("deliver", async (totals) => {
     // 4a: queued work -> in-app notifications + rendered e-mails, until the queue is empty.
     for (;;) {
-      const fanned = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "fan_out" })) as StepResult & { notifications: number; emails: number };
+      const fanned = (await rpc("run_daily_job_step", { ...base, p_step: "fan_out" })) as StepResult & { notifications: number; emails: number };
       add(totals, "notifications", fanned.notifications);
       add(totals, "emails_enqueued", fanned.emails);
       if (!fanned.more || Date.now() > deadline) break;
     }
-    // 4b: one batch of due e-mails per call, as many as fit before the hard end if every send took
-    // its whole timeout; the loop in runStep keeps going while batches are full.
+    // 4b: one claim of due e-mails per call, as many as fit before the hard end if every call took
+    // its whole timeout (and within the lease and the subrequests left); the loop in runStep keeps
+    // going while claims are full.
     const window = sendsEnd - Date.now();
     if (window < minSendMs) return "out_of_time";
-    const limit = Math.min(EMAIL_BATCH, Math.max(1, Math.floor(window / emailTimeoutMs)) * EMAIL_CONCURRENCY);
-    const claimed = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "claim_emails", p_batch: limit })) as { emails: OutgoingEmail[] };
+    const limit = claimSize(plan, { windowMs: window, recordMs, subrequestsLeft: subrequestLimit - subrequests });
+    if (limit === 0) return "out_of_subrequests";
+    const claimed = (await rpc("run_daily_job_step", { ...base, p_step: "claim_emails", p_batch: limit })) as {
+      emails: OutgoingEmail[];
+      lease_seconds: number;
+    };
     if (claimed.emails.length === 0) return "done";
-    const sent = await sendBatch(env, claimed.emails, {
-      sendsEnd,
-      emailTimeoutMs,
-      minSendMs,
-      recordMs,
-      record: async (entries) =>
-        (await callRpc(db, "complete_email_deliveries", { p_results: entries, p_as_of: options.asOf })) as Record<string, number>,
-    });
-    for (const key of ["sent", "failed", "dead", "released"] as const) add(totals, key, sent[key]);
+    // Counted by deliverBatch (and below), not by rpc: a batch's subrequests come back in its outcome.
+    const record = async (entries: Array<SendResult | NotAttempted | Deferred>) =>
+      (await callRpc(db, "complete_email_deliveries", { p_results: entries, p_as_of: options.asOf })) as Record<string, number>;
+    // The lease must outlast the batch: a database whose lease is shorter than the one the claim was
+    // sized for (a migration out of step with this Worker) gets its e-mails back untried.
+    if (claimed.lease_seconds * 1000 < EMAIL_LEASE_MS) {
+      subrequests++;
+      await record(claimed.emails.map((e): NotAttempted => ({ id: e.id, attempted: false })));
+      throw new Error(`the e-mail lease is ${claimed.lease_seconds} s, shorter than the ${EMAIL_LEASE_MS / 1000} s the batches are sized for`);
+    }
+    const sent = await deliverBatch(env, claimed.emails, { plan, pacer, sendsEnd, minSendMs, recordMs, record });
+    subrequests += sent.subrequests;
+    for (const key of ["sent", "failed", "dead", "released", "calls", "deferred"] as const) add(totals, key === "calls" ? "provider_calls" : key, sent[key]);
+    if (sent.deferred > 0) options.log("warn", "the e-mail provider is over its rate limit (429): e-mails deferred, calls paused", { deferred: sent.deferred });
     if (sent.failures.length > 0) {
       options.log("warn", "some e-mails were not sent; they will be retried", { failed: sent.failures.length, first_error: sent.failures[0] });
       // A failing e-mail API fails the step (and so the run) after this batch is recorded.
       throw new Error(`${sent.failures.length} of ${sent.attempted} e-mails failed: ${sent.failures[0]}`);
     }
-    if (sent.released > 0) return "out_of_time";
-    return claimed.emails.length >= limit ? "more" : "done";
+    // Released beyond the deferred ones: claimed e-mails the batch had no time left to try.
+    if (sent.released > sent.deferred) return "out_of_time";
+    // A full claim may leave more; deferred e-mails (429) were released and go in the next claim,
+    // once the provider's Retry-After has passed (the pacer waits; the deadline still applies).
+    return claimed.emails.length >= limit || sent.deferred > 0 ? "more" : "done";
   }, async () => {
     // What the next run finds, if there is still time to ask (one call, bounded by recordMs).
-    if (hardEnd - Date.now() < recordMs) return {};
-    const left = (await callRpc(db, "run_daily_job_step", { ...base, p_step: "emails_due" })) as { due: number };
+    if (hardEnd - Date.now() < recordMs || subrequests >= subrequestLimit - 1) return {};
+    const left = (await rpc("run_daily_job_step", { ...base, p_step: "emails_due" })) as { due: number };
     return { emails_left: left.due };
   });
 
@@ -229,64 +251,6 @@ export async function runDailyJob(env: Env, options: DailyJobOptions): Promise<D
 
 function add(totals: Record<string, unknown>, key: string, n: number): void {
   totals[key] = ((totals[key] as number | undefined) ?? 0) + (n ?? 0);
-}
-
-/**
- * Sends a claimed batch, EMAIL_CONCURRENCY at a time, and records the outcome of every send. No
- * send starts with less than `minSendMs` before `sendsEnd`, and each one's timeout is cut to the
- * time left; what was not tried is released. Outcomes are recorded as sends complete (every
- * RECORD_EVERY_MS, while there is time for a call) and the rest, releases included, at the end.
- */
-async function sendBatch(
-  env: Env,
-  emails: OutgoingEmail[],
-  { sendsEnd, emailTimeoutMs, minSendMs, recordMs, record }: {
-    sendsEnd: number;
-    emailTimeoutMs: number;
-    minSendMs: number;
-    recordMs: number;
-    record: (entries: Array<SendResult | NotAttempted>) => Promise<Record<string, number>>;
-  },
-): Promise<{ sent: number; failed: number; dead: number; released: number; attempted: number; failures: string[] }> {
-  const totals = { sent: 0, failed: 0, dead: 0, released: 0 };
-  const count = (outcome: Record<string, number>) => {
-    for (const key of Object.keys(totals) as Array<keyof typeof totals>) totals[key] += outcome[key] ?? 0;
-  };
-  const failures: string[] = [];
-  let unrecorded: Array<SendResult | NotAttempted> = [];
-  let oldestUnrecorded = 0;
-  // One recording call at a time; a chunk whose call failed goes back into the final one.
-  let recording: Promise<void> = Promise.resolve();
-  const recordSoFar = () => {
-    recording = recording.then(async () => {
-      const chunk = unrecorded;
-      unrecorded = [];
-      if (chunk.length === 0) return;
-      try {
-        count(await record(chunk));
-      } catch {
-        unrecorded = [...chunk, ...unrecorded];
-      }
-    });
-  };
-
-  let next = 0;
-  const worker = async () => {
-    while (next < emails.length) {
-      const left = sendsEnd - Date.now();
-      if (left < minSendMs) return;
-      const result = await sendEmail(env, emails[next++]!, { timeoutMs: Math.min(emailTimeoutMs, left) });
-      if (!result.ok) failures.push(result.error);
-      if (unrecorded.length === 0) oldestUnrecorded = Date.now();
-      unrecorded.push(result);
-      if (Date.now() - oldestUnrecorded >= RECORD_EVERY_MS && sendsEnd - Date.now() > recordMs) recordSoFar();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(EMAIL_CONCURRENCY, emails.length) }, worker));
-  await recording;
-  const rest = [...unrecorded, ...emails.slice(next).map((e): NotAttempted => ({ id: e.id, attempted: false }))];
-  if (rest.length > 0) count(await record(rest));
-  return { ...totals, attempted: next, failures };
 }
 
 export type { Db };

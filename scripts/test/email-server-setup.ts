@@ -10,6 +10,6 @@ import "./provided-email.ts";
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const { value: server, release } = await runOnce("email-server", startEmailServer, (s) => s.stop());
-  project.provide("emailServer", { url: server.url, controlUrl: server.controlUrl });
+  project.provide("emailServer", { url: server.url, batchUrl: server.batchUrl, controlUrl: server.controlUrl });
   return release;
 }

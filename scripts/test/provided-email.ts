@@ -2,7 +2,9 @@
 export interface EmailServerInfo {
   /** The recording e-mail API: use it as EMAIL_API_URL. */
   url: string;
-  /** Base URL of its control endpoints: `POST /__control`, `GET /__requests?to=`. */
+  /** Its batch endpoint: use it as EMAIL_BATCH_API_URL. */
+  batchUrl: string;
+  /** Base URL of its control endpoints: `POST /__control`, `GET /__requests?to=`, `GET /__stats`. */
   controlUrl: string;
 }
 

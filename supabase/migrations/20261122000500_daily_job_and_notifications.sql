@@ -674,10 +674,12 @@ end;
 $$;
 
 -- Step 5b: lease a batch of e-mails that are due (pending, or failed and due for a retry). A lease
--- that runs out (the sender died mid-way) makes the rows claimable again. The lease (600 s) is
--- longer than the worst case of one batch: 200 e-mails, 8 at a time, each cut off after 10 s, is
--- 250 s (the Worker also ends every batch before its run's hard end, so no batch outlives it); a
--- shorter lease would let an overlapping run claim and send the same e-mails again.
+-- that runs out (the sender died mid-way) makes the rows claimable again. The lease (600 s, at most
+-- 2,000 e-mails a claim) is longer than the worst case of one batch: the Worker sizes each claim so
+-- that its calls, were each to take its whole timeout at the configured concurrency and rate limit,
+-- and the recording after them end inside it (functions/scheduled/email-delivery.ts), and ends every
+-- batch before its run's hard end; a shorter lease would let an overlapping run claim and send the
+-- same e-mails again. The answer says the lease, so a Worker sized for a longer one refuses to send.
 create or replace function private.job_claim_emails(as_of timestamptz, batch integer, lease_seconds integer, orgs uuid[])
 returns jsonb
 language plpgsql
@@ -808,7 +810,8 @@ begin
       -- service role's statement timeout.
       return private.job_level_c_notices(as_of, least(p_batch, 2000), p_organization_ids, (p_after ->> 'organization_id')::uuid);
     when 'fan_out' then return private.job_fan_out(as_of, p_batch, p_organization_ids);
-    when 'claim_emails' then return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 200), 600, p_organization_ids));
+    when 'claim_emails' then
+      return jsonb_build_object('emails', private.job_claim_emails(as_of, least(p_batch, 2000), 600, p_organization_ids), 'lease_seconds', 600);
     when 'emails_due' then return private.job_emails_due(as_of, p_organization_ids);
     else
       perform private.fail(400, 'invalid_step', 'step must be expire, end_grace, expiry_notices, level_c_notices, fan_out, claim_emails or emails_due');
