@@ -40,22 +40,42 @@ type Generation = string;
 
 interface Cached<T> {
   gen: Generation;
-  /** Epoch ms from which the value must not be used (the earliest valid_until in it); null: none. */
-  until?: number | null;
   value: T;
+}
+
+/**
+ * A cached view is stored as the response body it becomes, so a hit sends it without parsing or
+ * serialising it again: `<generation>\n<until>\n<the view's JSON>`, where `until` is the epoch ms
+ * from which it must not be used (the earliest valid_until in it), empty when none ends. JSON
+ * text never holds a raw line break, so the first two split the header off. (The keys end in
+ * `:json`: the entries of the format before, JSON objects under `:full` and `:public`, are never
+ * read and age out.)
+ */
+function encodeView(gen: Generation, until: number | null, body: string): string {
+  return `${gen}\n${until ?? ""}\n${body}`;
+}
+
+function decodeView(stored: unknown, gen: Generation, now: number): string | null {
+  if (typeof stored !== "string") return null;
+  const first = stored.indexOf("\n");
+  const second = stored.indexOf("\n", first + 1);
+  if (first < 0 || second < 0 || stored.slice(0, first) !== gen) return null;
+  const until = stored.slice(first + 1, second);
+  if (until !== "" && !(Number(until) > now)) return null;
+  return stored.slice(second + 1);
 }
 
 const keys = (prefix: string, orgId: string) => ({
   gen: `${prefix}:status:${orgId}:gen`,
   allGen: `${prefix}:status:all:gen`,
-  full: `${prefix}:status:${orgId}:full`,
-  public: `${prefix}:status:${orgId}:public`,
+  full: `${prefix}:status:${orgId}:full:json`,
+  public: `${prefix}:status:${orgId}:public:json`,
   role: (userId: string) => `${prefix}:role:${orgId}:${userId}`,
 });
 
 export interface CacheLookup {
-  /** The view this caller may see, when the cache could answer alone. */
-  hit: { view: StatusView; role: ViewerRole } | null;
+  /** The view this caller may see (its JSON, as cached), when the cache could answer alone. */
+  hit: { body: string; role: ViewerRole } | null;
   /** Generations seen at lookup: a miss stores what it reads under them. null: cache unusable. */
   gen: Generation | null;
 }
@@ -64,10 +84,14 @@ export function cacheEnabled(c: Context<AppEnv>): boolean {
   return config(c.env).STATUS_CACHE_ENABLED;
 }
 
-function isCached<T>(value: unknown, gen: Generation, now: number): value is Cached<T> {
-  if (typeof value !== "object" || value === null || !("value" in value)) return false;
-  const cached = value as Cached<T>;
-  return cached.gen === gen && (cached.until == null || cached.until > now);
+function cachedRole(stored: unknown, gen: Generation): ViewerRole | null {
+  if (typeof stored !== "string") return null;
+  try {
+    const cached = JSON.parse(stored) as Cached<ViewerRole>;
+    return cached.gen === gen && typeof cached.value === "object" && cached.value !== null ? cached.value : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The earliest `valid_until` among the view's levels (epoch ms), or null when none ends. */
@@ -90,16 +114,11 @@ export async function lookupStatus(c: Context<AppEnv>, redis: Redis, orgId: stri
     const wanted = userId ? [k.gen, k.allGen, k.full, k.public, k.role(userId)] : [k.gen, k.allGen, k.full, k.public];
     const [orgGen, allGen, full, pub, role] = await redis.mget<unknown[]>(...wanted);
     const gen = `${Number(orgGen ?? 0)}.${Number(allGen ?? 0)}`;
-    const now = Date.now();
-    const viewer: ViewerRole | null = !userId
-      ? { role: null, platform_admin: false }
-      : isCached<ViewerRole>(role, gen, now) && !role.value.platform_admin
-        ? role.value
-        : null;
-    if (!viewer) return { hit: null, gen };
-    const entry = viewer.role !== null ? full : pub;
-    if (!isCached<StatusView>(entry, gen, now)) return { hit: null, gen };
-    return { hit: { view: entry.value, role: viewer }, gen };
+    const viewer: ViewerRole | null = !userId ? { role: null, platform_admin: false } : cachedRole(role, gen);
+    if (!viewer || viewer.platform_admin) return { hit: null, gen };
+    const body = decodeView(viewer.role !== null ? full : pub, gen, Date.now());
+    if (body === null) return { hit: null, gen };
+    return { hit: { body, role: viewer }, gen };
   } catch (error) {
     c.get("log")("warn", "cache read failed; reading from the database", { error: (error as Error).message });
     c.get("logFields").cache_error = true;
@@ -108,9 +127,9 @@ export async function lookupStatus(c: Context<AppEnv>, redis: Redis, orgId: stri
 }
 
 /**
- * Stores a view read from the database (and the caller's role), tagged with the lookup's
- * generations; the view for at most the time left until its earliest `valid_until`. A platform
- * admin's role is not stored (see above).
+ * Stores a view read from the database (its JSON, `body`, as it will be sent) and the caller's
+ * role, tagged with the lookup's generations; the view for at most the time left until its
+ * earliest `valid_until`. A platform admin's role is not stored (see above).
  */
 export async function storeStatus(
   c: Context<AppEnv>,
@@ -119,6 +138,7 @@ export async function storeStatus(
   userId: string | null,
   gen: Generation,
   view: StatusView,
+  body: string,
   role: ViewerRole,
 ): Promise<void> {
   const cfg = config(c.env);
@@ -130,8 +150,8 @@ export async function storeStatus(
   if (viewTtlMs <= 0 && !storeRole) return;
   try {
     const p = redis.pipeline();
-    if (viewTtlMs > 0) p.set(view.visibility === "full" ? k.full : k.public, { gen, until, value: view } satisfies Cached<StatusView>, { px: viewTtlMs });
-    if (storeRole) p.set(k.role(userId), { gen, value: role } satisfies Cached<ViewerRole>, { px: ttlMs });
+    if (viewTtlMs > 0) p.set(view.visibility === "full" ? k.full : k.public, encodeView(gen, until, body), { px: viewTtlMs });
+    if (storeRole) p.set(k.role(userId), JSON.stringify({ gen, value: role } satisfies Cached<ViewerRole>), { px: ttlMs });
     await p.exec();
   } catch (error) {
     c.get("log")("warn", "cache write failed", { error: (error as Error).message });

@@ -104,3 +104,19 @@ describe("a platform admin removed from platform_admins stops reading full views
     expect(after).toMatchObject({ visibility: "public", can_manage: false, level_c_progress: null });
   });
 });
+
+describe("a cache hit sends the cached JSON as it is", () => {
+  it("answers a hit with the very text of the miss that filled it, can_manage for each caller", async () => {
+    const p = await fixtures.orgWithPeople();
+    await fixtures.levelRow(p.orgId, "B");
+    for (const [token, canManage] of [[p.member.token, false], [p.owner.token, true]] as const) {
+      const miss = await call(`/status-levels/organizations/${p.orgId}`, { token });
+      const missText = await miss.text();
+      const hit = await call(`/status-levels/organizations/${p.orgId}`, { token });
+      expect(hit.headers.get("x-cache")).toBe("hit");
+      expect(hit.headers.get("content-type")).toMatch(/^application\/json/);
+      expect(await hit.text()).toBe(missText);
+      expect(JSON.parse(missText)).toMatchObject({ organization_id: p.orgId, visibility: "full", current_level: "B", can_manage: canManage });
+    }
+  });
+});
