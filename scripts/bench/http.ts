@@ -326,10 +326,10 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     };
 
     const run = async (name: string, target: Target, workerGroups: ProcessGroup[], connections = options.connections, overallRate?: number): Promise<Run> => {
-      progress(`${name}: ${options.durationSeconds} s, ${connections} connections${overallRate ? ` at ${overallRate} req/s` : ""}`);
+      progress(`${name}: ${options.durationSeconds} s, ${connections} connections${overallRate ? ` at ${overallRate} req/s (open loop)` : ""}`);
       const groups = [...workerGroups, ...stackGroups];
       const before = { n: await counters(), cpu: await sampleCpu(groups) };
-      const load = await runLoad({ ...target, connections, durationSeconds: options.durationSeconds, ...(overallRate ? { overallRate } : {}) });
+      const load = await runLoad({ ...target, connections, durationSeconds: options.durationSeconds, ...(overallRate ? { rate: overallRate } : {}) });
       const after = { cpu: await sampleCpu(groups), n: await counters() };
       const spent = cpuBetween(before.cpu, after.cpu);
       spent.set("load generator", load.cpuMs);
@@ -367,7 +367,7 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     const hitMany = await run(`cache hit, ${options.manyConnections} connections`, { url: `${bareCached.url}${statusPath}`, headers }, bare, options.manyConnections);
     await rewarm();
     const hitManyRated = await run(
-      `cache hit, ${options.manyConnections} connections at ${options.manyConnectionsRate} req/s`,
+      `cache hit, up to ${options.manyConnections} connections, ${options.manyConnectionsRate} req/s evenly`,
       { url: `${bareCached.url}${statusPath}`, headers },
       bare,
       options.manyConnections,

@@ -5,6 +5,7 @@
  * the first request goes out and `done` with the figures. `paths` or `bodies` (cycled through,
  * one per request) make each request differ, say one organization per request for cache misses.
  */
+import http from "node:http";
 import autocannon from "autocannon";
 
 export interface LoadRequest {
@@ -17,8 +18,14 @@ export interface LoadRequest {
   bodies?: string[];
   connections: number;
   durationSeconds: number;
-  /** Requests per second over all connections (autocannon's overallRate); default as fast as answered. */
-  overallRate?: number;
+  /**
+   * Requests per second, sent at even intervals, in turn over `connections` keep-alive connections
+   * (an open loop: a late answer delays only what waits for its connection). Default: autocannon's closed
+   * loop, each connection sending its next request when answered. (autocannon's own rate options
+   * send each second's budget at once: 50 connections at 500 req/s then queue behind each other
+   * at the start of every second, and the p99 says nothing about one request.)
+   */
+  rate?: number;
 }
 
 export interface LoadResult {
@@ -52,7 +59,6 @@ function run(request: LoadRequest): Promise<LoadResult> {
         url: request.url,
         connections: request.connections,
         duration: request.durationSeconds,
-        ...(request.overallRate ? { overallRate: request.overallRate } : {}),
         method: request.method ?? "GET",
         headers: request.headers ?? {},
         requests: [
@@ -96,8 +102,71 @@ function run(request: LoadRequest): Promise<LoadResult> {
   });
 }
 
+/** The open loop of `rate`: one request every 1/rate s, latency from its send to its response's end. */
+function paced(request: LoadRequest & { rate: number }): Promise<LoadResult> {
+  // One agent of one socket per connection, taken in turn: every connection carries its share.
+  const agents = Array.from({ length: request.connections }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
+  const base = new URL(request.url);
+  const latencies: number[] = [];
+  let sent = 0;
+  let answered = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const cpuAtStart = process.cpuUsage();
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const send = () => {
+      const i = sent++;
+      const body = request.bodies ? request.bodies[i % request.bodies.length] : undefined;
+      const at = performance.now();
+      const req = http.request(
+        { host: base.hostname, port: base.port, method: request.method ?? "GET", path: request.paths ? request.paths[i % request.paths.length] : base.pathname + base.search, headers: request.headers ?? {}, agent: agents[i % agents.length] },
+        (res) => {
+          res.resume();
+          res.on("end", () => {
+            latencies.push(performance.now() - at);
+            if (res.statusCode! < 200 || res.statusCode! >= 300) non2xx++;
+            finish();
+          });
+        },
+      );
+      req.on("error", () => {
+        errors++;
+        finish();
+      });
+      req.end(body);
+    };
+    let stopped = false;
+    const finish = () => {
+      answered++;
+      if (stopped && answered === sent) done();
+    };
+    const done = () => {
+      clearInterval(timer);
+      for (const agent of agents) agent.destroy();
+      const cpu = process.cpuUsage(cpuAtStart);
+      const seconds = (performance.now() - started) / 1000;
+      const sorted = Float64Array.from(latencies).sort();
+      resolve({ requests: answered, rps: answered / seconds, p50: percentile(sorted, 50), p99: percentile(sorted, 99), non2xx, errors, cpuMs: (cpu.user + cpu.system) / 1000 });
+    };
+    process.send?.({ type: "started" } satisfies LoadReply);
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - started;
+      if (elapsed >= request.durationSeconds * 1000) {
+        if (!stopped) {
+          stopped = true;
+          if (answered === sent) done();
+        }
+        return;
+      }
+      const due = Math.floor((elapsed * request.rate) / 1000);
+      while (sent < due) send();
+    }, 1);
+  });
+}
+
 process.once("message", (request: LoadRequest) => {
-  run(request).then(
+  (request.rate ? paced({ ...request, rate: request.rate }) : run(request)).then(
     (result) => {
       process.send?.({ type: "done", result } satisfies LoadReply, () => process.exit(0));
     },
