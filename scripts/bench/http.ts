@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { build } from "esbuild";
@@ -22,8 +23,8 @@ import type { ServiceReply, ServiceRequest } from "./services.ts";
  * Issue 4's and 14's measure: GET /status-levels/organizations/{id} as a member, against the raw
  * PostgREST get_organization_status RPC through the same gateway as the baseline, and against
  * floors (a route with no subrequest, a Worker doing one fetch, a Worker doing only the hit's
- * Redis MGET), all in plain workerd (Miniflare, the minified bundle `wrangler deploy` builds), the
- * main rows also under `wrangler dev`. For each scenario: req/s, p50, p99, database and Redis round
+ * Redis MGET), all in plain workerd (`workerd serve`, the minified bundle `wrangler deploy` builds),
+ * the hit also under Miniflare and the main rows under `wrangler dev`. For each scenario: req/s, p50, p99, database and Redis round
  * trips per request (counted at the gateway and the Upstash adapter), and the CPU each process of
  * the stack spent per request, sampled from /proc over the measured window. The gateway and the
  * Upstash adapter run in processes of their own here (not in the bench's), so their CPU is theirs,
@@ -111,7 +112,7 @@ export interface Runtime extends RunningWorker {
   workerdPid: number;
 }
 
-/** A Worker module in workerd through Miniflare: what a deployment runs, without wrangler dev's tooling. */
+/** A Worker module in workerd through Miniflare (the profiler uses its inspector). */
 export async function startMiniflare(modulePath: string, bindings: Record<string, string>, extra: { inspectorPort?: number } = {}): Promise<Runtime> {
   const port = await freePort();
   const mf = new Miniflare({
@@ -132,6 +133,64 @@ export async function startMiniflare(modulePath: string, bindings: Record<string
     groups: [{ label: "workerd", pids: async () => [pid] }],
     workerdPid: pid,
     stop: () => mf.dispose(),
+  };
+}
+
+/** The workerd binary wrangler and Miniflare run (the `workerd` package, a dependency of both). */
+function workerdBinary(): string {
+  return (createRequire(import.meta.url)("workerd") as { default: string }).default;
+}
+
+/**
+ * A Worker module in workerd itself (`workerd serve` with a config of one Worker and an outbound
+ * network that reaches 127.0.0.1): one isolate, what a deployment runs, and nothing else. Miniflare
+ * puts its own entry Worker in front of the user's (every request passes two isolates), which the
+ * Miniflare rows show the price of.
+ */
+export async function startWorkerd(modulePath: string, bindings: Record<string, string>): Promise<Runtime> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "status-levels-workerd-"));
+  await copyFile(modulePath, path.join(dir, "worker.js"));
+  const port = await freePort();
+  // Cap'n Proto text: a JSON string is a valid string literal for the values we pass (no control characters).
+  const text = (v: string) => JSON.stringify(v);
+  await writeFile(
+    path.join(dir, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = (
+      modules = [ (name = "worker.js", esModule = embed "worker.js") ],
+      compatibilityDate = "2026-05-01",
+      bindings = [ ${Object.entries(bindings).map(([k, v]) => `(name = ${text(k)}, text = ${text(v)})`).join(", ")} ],
+      globalOutbound = "network",
+    )),
+    (name = "network", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+`,
+  );
+  const proc = startProcess("workerd", workerdBinary(), ["serve", path.join(dir, "config.capnp")], { cwd: dir });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitUntil("workerd", async () => {
+      const failure = proc.failure();
+      if (failure) throw new Error(`${failure}: ${proc.recentOutput()}`);
+      return (await pidListeningOn(port)) !== null;
+    }, { timeoutMs: 30_000, intervalMs: 10 });
+  } catch (error) {
+    await proc.stop();
+    throw error;
+  }
+  const pid = proc.child.pid!;
+  return {
+    url,
+    groups: [{ label: "workerd", pids: async () => [pid] }],
+    workerdPid: pid,
+    stop: async () => {
+      await proc.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
   };
 }
 
@@ -192,7 +251,7 @@ async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe
  */
 async function coldStart(modulePath: string, bindings: Record<string, string>, request: { path: string; headers?: Record<string, string> }): Promise<{ wallMs: number; cpuMs: number; firstResponseMs: number }> {
   const started = performance.now();
-  const runtime = await startMiniflare(modulePath, bindings);
+  const runtime = await startWorkerd(modulePath, bindings);
   const ready = performance.now();
   const res = await fetch(`${runtime.url}${request.path}`, { headers: request.headers ?? {} });
   await res.arrayBuffer();
@@ -272,24 +331,28 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     const statusPath = `/status-levels/organizations/${orgId}`;
     const headers = { authorization: `Bearer ${token}` };
 
-    progress("cold starts: a fresh workerd to the first response, 3 times each");
-    const colds = { bundle: [] as Array<Awaited<ReturnType<typeof coldStart>>>, probe: [] as Array<Awaited<ReturnType<typeof coldStart>>> };
-    for (let i = 0; i < 3; i++) {
+    progress("cold starts: a fresh workerd to the first response, 5 times each");
+    type Cold = Awaited<ReturnType<typeof coldStart>>;
+    const colds = { bundle: [] as Cold[], levels: [] as Cold[], probe: [] as Cold[] };
+    for (let i = 0; i < 5; i++) {
       colds.probe.push(await coldStart(fetchProbe, probeVars, { path: "/" }));
+      colds.levels.push(await coldStart(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-cold${i}` }), { path: "/status-levels/levels" }));
       colds.bundle.push(await coldStart(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-cold${i}` }), { path: statusPath, headers }));
     }
 
-    progress("starting the Worker in plain workerd (cache on, cache off, misses) and the floor Workers");
+    progress("starting the Worker in plain workerd (cache on, cache off, misses) and the floor Workers; and under Miniflare");
     const start = async (p: Promise<Runtime>) => {
       const r = await p;
       stops.push(r.stop);
       return r;
     };
-    const bareCached = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: prefix })));
-    const bareMissing = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-miss` })));
-    const bareUncached = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false" })));
-    const fetchFloor = await start(startMiniflare(fetchProbe, probeVars));
-    const mgetFloor = await start(startMiniflare(mgetProbe, probeVars));
+    const bareCached = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: prefix })));
+    const bareMissing = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-miss` })));
+    const bareUncached = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false" })));
+    const fetchFloor = await start(startWorkerd(fetchProbe, probeVars));
+    const mgetFloor = await start(startWorkerd(mgetProbe, probeVars));
+    const mfCached = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: prefix })));
+    const mfFloor = await start(startMiniflare(fetchProbe, probeVars));
 
     progress("starting the Worker under wrangler dev (cache on, misses)");
     const wranglerCached = await startWorker({ vars: vars({ CACHE_KEY_PREFIX: prefix }), logLevel: "error" });
@@ -313,7 +376,8 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
         await res.arrayBuffer();
       }
     };
-    for (const w of [bareCached, bareUncached, wranglerCached]) await warm(`${w.url}${statusPath}`, headers);
+    for (const w of [bareCached, bareUncached, mfCached, wranglerCached]) await warm(`${w.url}${statusPath}`, headers);
+    await warm(`${mfFloor.url}/`);
     for (const w of [bareMissing, wranglerMissing]) await warm(`${w.url}${statusPath}`, headers);
     for (const w of [fetchFloor, mgetFloor]) await warm(`${w.url}/fetch`);
     await warm(`${wranglerFetch.url}/fetch`);
@@ -373,6 +437,9 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       options.manyConnections,
       options.manyConnectionsRate,
     );
+    await warm(`${mfCached.url}${statusPath}`, headers, 5);
+    const mfHit = await run("Miniflare: cache hit", { url: `${mfCached.url}${statusPath}` , headers }, mfCached.groups);
+    const mfEmpty = await run("Miniflare floor: a Worker answering at once", { url: `${mfFloor.url}/` }, mfFloor.groups);
     await warm(`${wranglerCached.url}${statusPath}`, headers, 5);
     const wHit = await run("wrangler dev: cache hit", { url: `${wranglerCached.url}${statusPath}`, headers }, wrangler.cached);
     const wMiss = await run("wrangler dev: cache miss", { url: wranglerMissing.url, headers, paths: missPaths(half, missOrgs.length) }, wrangler.missing);
@@ -394,6 +461,8 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       { run: empty, target: "" },
       { run: hitMany, floor: mget, target: "p99 < 5 ms (saturated: latency = connections / throughput)" },
       { run: hitManyRated, floor: mget, target: "p99 < 5 ms" },
+      { run: mfHit, floor: mfEmpty, target: "" },
+      { run: mfEmpty, floor: empty, target: "" },
       { run: wHit, floor: wFetch, target: "" },
       { run: wMiss, floor: wHit, target: "" },
       { run: wFetch, target: "" },
@@ -437,11 +506,13 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       ),
       "",
       table(
-        ["cold start (fresh workerd to first response, median of 3)", "wall ms", "workerd CPU ms", "first request after ready ms"],
+        ["cold start (fresh workerd to first response, median of 5)", "wall ms", "workerd CPU ms", "first request after listening ms"],
         [
-          ["this Worker's bundle, GET status (a miss)", bundleCold, bundleColdCpu, median(colds.bundle.map((c) => c.firstResponseMs))],
+          ["this Worker, GET status (a miss: JWKS, token, MGET, RPC)", bundleCold, bundleColdCpu, median(colds.bundle.map((c) => c.firstResponseMs))],
+          ["this Worker, GET /levels (no subrequest)", median(colds.levels.map((c) => c.wallMs)), median(colds.levels.map((c) => c.cpuMs)), median(colds.levels.map((c) => c.firstResponseMs))],
           ["a near-empty Worker (the runtime's own start)", probeCold, probeColdCpu, median(colds.probe.map((c) => c.firstResponseMs))],
-          ["difference: what this bundle costs (target < 50 ms)", bundleCold - probeCold, bundleColdCpu - probeColdCpu, ""],
+          ["difference: what this bundle costs, GET status (target < 50 ms)", bundleCold - probeCold, bundleColdCpu - probeColdCpu, ""],
+          ["difference: GET /levels (loading the bundle, the first request's own work aside)", median(colds.levels.map((c) => c.wallMs)) - probeCold, median(colds.levels.map((c) => c.cpuMs)) - probeColdCpu, ""],
         ],
       ),
       "",
