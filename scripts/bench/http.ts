@@ -210,7 +210,7 @@ async function wranglerGroups(worker: RunningWorker): Promise<ProcessGroup[]> {
 }
 
 /** The floors: a Worker that answers at once, one that makes one raw fetch, one that makes the hit's MGET through @upstash/redis. */
-async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe: string }> {
+async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe: string; zodProbe: string }> {
   const fetchProbe = path.join(dir, "fetch-probe.js");
   await writeFile(
     fetchProbe,
@@ -240,7 +240,27 @@ async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe
     outfile: mgetProbe,
     logLevel: "error",
   });
-  return { fetchProbe, mgetProbe };
+  // The libraries' own share of a cold start: hono with @hono/zod-openapi (and so zod) loaded, one route.
+  const zodProbe = path.join(dir, "zod-probe.js");
+  await build({
+    stdin: {
+      contents: `import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+        const app = new OpenAPIHono();
+        const route = createRoute({ method: "get", path: "/", responses: { 200: { description: "ok", content: { "application/json": { schema: z.object({ ok: z.boolean() }) } } } } });
+        app.openapi(route, (c) => c.json({ ok: true }, 200));
+        export default app;`,
+      resolveDir: projectRoot,
+      loader: "js",
+    },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker", "browser"],
+    outfile: zodProbe,
+    logLevel: "error",
+  });
+  return { fetchProbe, mgetProbe, zodProbe };
 }
 
 /**
@@ -325,7 +345,7 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     progress("building the Worker bundle (wrangler deploy --dry-run --minify) and the floor Workers");
     await buildBundle(dir);
     const bundle = path.join(dir, "index.js");
-    const { fetchProbe, mgetProbe } = await buildProbes(dir);
+    const { fetchProbe, mgetProbe, zodProbe } = await buildProbes(dir);
     const probeVars = { UPSTASH_URL: upstash.url, UPSTASH_TOKEN: stack.redisRestToken, KEYS: JSON.stringify(cacheKeys) };
 
     const statusPath = `/status-levels/organizations/${orgId}`;
@@ -333,9 +353,10 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
 
     progress("cold starts: a fresh workerd to the first response, 5 times each");
     type Cold = Awaited<ReturnType<typeof coldStart>>;
-    const colds = { bundle: [] as Cold[], levels: [] as Cold[], probe: [] as Cold[] };
+    const colds = { bundle: [] as Cold[], levels: [] as Cold[], probe: [] as Cold[], zod: [] as Cold[] };
     for (let i = 0; i < 5; i++) {
       colds.probe.push(await coldStart(fetchProbe, probeVars, { path: "/" }));
+      colds.zod.push(await coldStart(zodProbe, {}, { path: "/" }));
       colds.levels.push(await coldStart(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-cold${i}` }), { path: "/status-levels/levels" }));
       colds.bundle.push(await coldStart(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-cold${i}` }), { path: statusPath, headers }));
     }
@@ -511,8 +532,10 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
           ["this Worker, GET status (a miss: JWKS, token, MGET, RPC)", bundleCold, bundleColdCpu, median(colds.bundle.map((c) => c.firstResponseMs))],
           ["this Worker, GET /levels (no subrequest)", median(colds.levels.map((c) => c.wallMs)), median(colds.levels.map((c) => c.cpuMs)), median(colds.levels.map((c) => c.firstResponseMs))],
           ["a near-empty Worker (the runtime's own start)", probeCold, probeColdCpu, median(colds.probe.map((c) => c.firstResponseMs))],
+          ["a Worker of hono + @hono/zod-openapi (zod) and one route", median(colds.zod.map((c) => c.wallMs)), median(colds.zod.map((c) => c.cpuMs)), median(colds.zod.map((c) => c.firstResponseMs))],
           ["difference: what this bundle costs, GET status (target < 50 ms)", bundleCold - probeCold, bundleColdCpu - probeColdCpu, ""],
           ["difference: GET /levels (loading the bundle, the first request's own work aside)", median(colds.levels.map((c) => c.wallMs)) - probeCold, median(colds.levels.map((c) => c.cpuMs)) - probeColdCpu, ""],
+          ["difference: hono + @hono/zod-openapi alone", median(colds.zod.map((c) => c.wallMs)) - probeCold, median(colds.zod.map((c) => c.cpuMs)) - probeColdCpu, ""],
         ],
       ),
       "",
