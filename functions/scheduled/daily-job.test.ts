@@ -837,6 +837,18 @@ describe("daily job: e-mail delivery at scale (batch endpoint, concurrency, rate
     await setRecorderDelay(recipients, 0);
   });
 
+  it("fans out in JOB_FAN_OUT_CONCURRENCY calls at a time, each queued notice once; a bad setting is refused before anything runs", async () => {
+    const { orgIds, part, asOf } = await dueEmails(30);
+    const run = await runJob(orgIds, { asOf, batchSize: 7, env: { ...viaRecorder, JOB_FAN_OUT_CONCURRENCY: "4" } });
+    expect(run.steps.deliver).toMatchObject({ ok: true, notifications: 60, emails_enqueued: 60, sent: 60 });
+    expect(await notificationsOf(orgIds)).toHaveLength(60);
+    expect(new Set((await recordedCalls(part)).map((c) => c.idempotency_key)).size).toBe(60);
+
+    for (const bad of ["0", "9", "two"]) {
+      await expect(runJob(orgIds, { asOf, env: { ...viaRecorder, JOB_FAN_OUT_CONCURRENCY: bad } })).rejects.toThrow(/JOB_FAN_OUT_CONCURRENCY/);
+    }
+  });
+
   it("stops sending before the invocation runs out of subrequests, with every send recorded; the next run sends the rest once", async () => {
     const { orgIds, part, asOf } = await dueEmails(40);
     const env = { ...viaRecorder, WORKER_SUBREQUEST_LIMIT: "60" };

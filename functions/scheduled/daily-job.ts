@@ -1,6 +1,6 @@
 import type { LogFn } from "../_shared/app-env.ts";
 import { invalidateOrganizations } from "../_shared/cache.ts";
-import { config, type Env } from "../_shared/env.ts";
+import { config, ConfigError, type Env } from "../_shared/env.ts";
 import type { Json } from "../_shared/database.types.ts";
 import { callRpc, type RpcArgs, type RpcName, type RpcResult } from "../_shared/rpc.ts";
 import { supabaseAsService, type Db } from "../_shared/supabase.ts";
@@ -36,6 +36,11 @@ export interface DailyJobOptions {
   /** Longest wait for one call to the e-mail API (EMAIL_TIMEOUT_MS); tests shorten it. */
   emailTimeoutMs?: number;
   batchSize?: number;
+  /**
+   * Fan-out calls at a time (JOB_FAN_OUT_CONCURRENCY, default 2): the fan-out is the heaviest write
+   * of the run, and two batches at once use two of the database's cores.
+   */
+  fanOutConcurrency?: number;
   /** What started the run, recorded with it (the health check reports the last one). */
   trigger?: "cron" | "admin" | "service";
   log: LogFn;
@@ -86,6 +91,10 @@ export async function runDailyJob(env: EmailEnv, options: DailyJobOptions): Prom
   const batch = options.batchSize ?? 5000;
   const plan = deliveryPlan(env, emailTimeoutMs);
   const { subrequestLimit } = emailSettings(env);
+  const fanOutConcurrency = options.fanOutConcurrency ?? Number(env.JOB_FAN_OUT_CONCURRENCY || 2);
+  if (!Number.isInteger(fanOutConcurrency) || fanOutConcurrency < 1 || fanOutConcurrency > 8) {
+    throw new ConfigError(`the Worker is misconfigured (JOB_FAN_OUT_CONCURRENCY: an integer from 1 to 8, got "${env.JOB_FAN_OUT_CONCURRENCY}")`);
+  }
   const db = supabaseAsService(env);
   // Every call the run makes is a subrequest of its invocation (the platform's limit per invocation).
   let subrequests = 0;
@@ -188,13 +197,21 @@ export async function runDailyJob(env: EmailEnv, options: DailyJobOptions): Prom
   });
   const pacer = new CallPacer(plan.ratePerSecond);
   const deliver = await runStep("deliver", async (totals) => {
-    // 4a: queued work -> in-app notifications + rendered e-mails, until the queue is empty.
-    for (;;) {
-      const fanned = (await rpc("run_daily_job_step", { ...base, p_step: "fan_out" })) as StepResult & { notifications: number; emails: number };
-      add(totals, "notifications", fanned.notifications);
-      add(totals, "emails_enqueued", fanned.emails);
-      if (!fanned.more || Date.now() > deadline) break;
-    }
+    // 4a: queued work -> in-app notifications + rendered e-mails, until the queue is empty, in
+    // JOB_FAN_OUT_CONCURRENCY calls at a time (each batch locks its own queue rows); every call is
+    // awaited before a failure fails the step, so none is left running.
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: fanOutConcurrency }, async () => {
+        for (;;) {
+          const fanned = (await rpc("run_daily_job_step", { ...base, p_step: "fan_out" })) as StepResult & { notifications: number; emails: number };
+          add(totals, "notifications", fanned.notifications);
+          add(totals, "emails_enqueued", fanned.emails);
+          if (!fanned.more || Date.now() > deadline) return;
+        }
+      }),
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+    if (failed) throw failed.reason;
     // 4b: one claim of due e-mails per call, as many as fit before the hard end if every call took
     // its whole timeout (and within the lease and the subrequests left); the loop in runStep keeps
     // going while claims are full.
