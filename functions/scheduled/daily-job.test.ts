@@ -88,6 +88,8 @@ describe("daily job: expiry notices at 60, 30, 7 and 1 days", () => {
       expect(e.body_text).toContain(`Level B of ${ORG_NAME} ends on ${day}`);
     }
     expect(summary.steps.deliver).toMatchObject({ ok: true, notifications: 2, emails_enqueued: 2, sent: 2 });
+    // Without an e-mail API the e-mails are logged: no provider call is made or counted.
+    expect(summary.steps.deliver.provider_calls).toBe(0);
   });
 
   it("notices several organizations at their own thresholds in one run, by level", async () => {

@@ -3,8 +3,8 @@ import { CallPacer, claimSize, EMAIL_CLAIM_MAX, EMAIL_LEASE_MS, emailsThatFit, w
 
 /** The sizing of e-mail claims (pure functions; the daily job's tests run them against the recorder). */
 
-const single: DeliveryPlan = { perCall: 1, concurrency: 6, ratePerSecond: 5, timeoutMs: 10_000 };
-const batches: DeliveryPlan = { perCall: 100, concurrency: 6, ratePerSecond: 5, timeoutMs: 10_000 };
+const single: DeliveryPlan = { perCall: 1, concurrency: 6, ratePerSecond: 5, timeoutMs: 10_000, provider: true };
+const batches: DeliveryPlan = { perCall: 100, concurrency: 6, ratePerSecond: 5, timeoutMs: 10_000, provider: true };
 
 describe("e-mail delivery: claim sizing", () => {
   it("bounds a batch by its calls' timeouts, `concurrency` at a time, plus the rate limit's spacing", () => {
