@@ -4,7 +4,7 @@ import { config, ConfigError, type Env } from "../_shared/env.ts";
 import type { Json } from "../_shared/database.types.ts";
 import { callRpc, type RpcArgs, type RpcName, type RpcResult } from "../_shared/rpc.ts";
 import { supabaseAsService, type Db } from "../_shared/supabase.ts";
-import { CallPacer, claimSize, deliverBatch, deliveryPlan, EMAIL_LEASE_MS, type NotAttempted } from "./email-delivery.ts";
+import { batchEnd, CallPacer, claimSize, deliverBatch, deliveryPlan, EMAIL_LEASE_MS, type NotAttempted } from "./email-delivery.ts";
 import { EMAIL_TIMEOUT_MS, emailSettings, type Deferred, type EmailEnv, type OutgoingEmail, type SendResult } from "./email-sender.ts";
 
 /**
@@ -196,29 +196,38 @@ export async function runDailyJob(env: EmailEnv, options: DailyJobOptions): Prom
     return result.more === true ? "more" : "done";
   });
   const pacer = new CallPacer(plan.ratePerSecond);
+  let queueEmptied = false;
   const deliver = await runStep("deliver", async (totals) => {
     // 4a: queued work -> in-app notifications + rendered e-mails, until the queue is empty, in
     // JOB_FAN_OUT_CONCURRENCY calls at a time (each batch locks its own queue rows); every call is
     // awaited before a failure fails the step, so none is left running.
-    const outcomes = await Promise.allSettled(
-      Array.from({ length: fanOutConcurrency }, async () => {
-        for (;;) {
-          const fanned = (await rpc("run_daily_job_step", { ...base, p_step: "fan_out" })) as StepResult & { notifications: number; emails: number };
-          add(totals, "notifications", fanned.notifications);
-          add(totals, "emails_enqueued", fanned.emails);
-          if (!fanned.more || Date.now() > deadline) return;
-        }
-      }),
-    );
-    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
-    if (failed) throw failed.reason;
+    // Once the queue was found empty, later batches of this step do not ask again (every ask is a
+    // subrequest, and the claims are sized to the ones left).
+    if (!queueEmptied) {
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: fanOutConcurrency }, async () => {
+          for (;;) {
+            const fanned = (await rpc("run_daily_job_step", { ...base, p_step: "fan_out" })) as StepResult & { notifications: number; emails: number };
+            add(totals, "notifications", fanned.notifications);
+            add(totals, "emails_enqueued", fanned.emails);
+            if (!fanned.more) return true;
+            if (Date.now() > deadline) return false;
+          }
+        }),
+      );
+      const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === "rejected");
+      if (failed) throw failed.reason;
+      queueEmptied = outcomes.every((o) => o.status === "fulfilled" && o.value);
+    }
     // 4b: one claim of due e-mails per call, as many as fit before the hard end if every call took
     // its whole timeout (and within the lease and the subrequests left); the loop in runStep keeps
     // going while claims are full.
-    const window = sendsEnd - Date.now();
+    // A pause the provider asked for (429) comes out of the window: the claim waits it out first.
+    const window = sendsEnd - Date.now() - pacer.pausedForMs();
     if (window < minSendMs) return "out_of_time";
     const limit = claimSize(plan, { windowMs: window, recordMs, subrequestsLeft: subrequestLimit - subrequests });
     if (limit === 0) return "out_of_subrequests";
+    const claimedAt = Date.now();
     const claimed = (await rpc("run_daily_job_step", { ...base, p_step: "claim_emails", p_batch: limit })) as {
       emails: OutgoingEmail[];
       lease_seconds: number;
@@ -234,7 +243,10 @@ export async function runDailyJob(env: EmailEnv, options: DailyJobOptions): Prom
       await record(claimed.emails.map((e): NotAttempted => ({ id: e.id, attempted: false })));
       throw new Error(`the e-mail lease is ${claimed.lease_seconds} s, shorter than the ${EMAIL_LEASE_MS / 1000} s the batches are sized for`);
     }
-    const sent = await deliverBatch(env, claimed.emails, { plan, pacer, sendsEnd, minSendMs, recordMs, record });
+    // The batch ends by the run's sendsEnd and inside its lease (429 pauses can stretch it past what
+    // its size was planned for): what it has not tried by then is released for the next claim.
+    const end = batchEnd({ claimedAt, leaseSeconds: claimed.lease_seconds, recordMs, sendsEnd });
+    const sent = await deliverBatch(env, claimed.emails, { plan, pacer, sendsEnd: end, minSendMs, recordMs, record });
     subrequests += sent.subrequests;
     for (const key of ["sent", "failed", "dead", "released", "calls", "deferred"] as const) add(totals, key === "calls" ? "provider_calls" : key, sent[key]);
     if (sent.deferred > 0) options.log("warn", "the e-mail provider is over its rate limit (429): e-mails deferred, calls paused", { deferred: sent.deferred });
@@ -243,8 +255,9 @@ export async function runDailyJob(env: EmailEnv, options: DailyJobOptions): Prom
       // A failing e-mail API fails the step (and so the run) after this batch is recorded.
       throw new Error(`${sent.failures.length} of ${sent.attempted} e-mails failed: ${sent.failures[0]}`);
     }
-    // Released beyond the deferred ones: claimed e-mails the batch had no time left to try.
-    if (sent.released > sent.deferred) return "out_of_time";
+    // Released beyond the deferred ones: claimed e-mails the batch had no time left to try (the
+    // run's, or only its lease's: then the next claim goes on).
+    if (sent.released > sent.deferred) return end < sendsEnd ? "more" : "out_of_time";
     // A full claim may leave more; deferred e-mails (429) were released and go in the next claim,
     // once the provider's Retry-After has passed (the pacer waits; the deadline still applies).
     return claimed.emails.length >= limit || sent.deferred > 0 ? "more" : "done";

@@ -44,7 +44,8 @@ export function deliveryPlan(env: EmailEnv, timeoutMs: number): DeliveryPlan {
  */
 export function worstCaseMs(plan: DeliveryPlan, emails: number): number {
   const calls = Math.ceil(emails / plan.perCall);
-  const pacing = plan.ratePerSecond > 0 ? (calls * 1000) / plan.ratePerSecond : 0;
+  // The first call starts at once; each later one at most a rate interval after the one before.
+  const pacing = plan.ratePerSecond > 0 ? (Math.max(0, calls - 1) * 1000) / plan.ratePerSecond : 0;
   return Math.ceil(calls / plan.concurrency) * plan.timeoutMs + pacing;
 }
 
@@ -87,15 +88,37 @@ export class CallPacer {
     this.pausedUntil = Math.max(this.pausedUntil, Date.now() + ms);
   }
 
-  /** Waits for the next start the limit allows; false, without waiting, when it would come after `latest`. */
-  async slot(latest: number): Promise<boolean> {
-    const now = Date.now();
-    const at = Math.max(now, this.pausedUntil, this.perSecond > 0 ? this.next : 0);
-    if (at > latest) return false;
-    if (this.perSecond > 0) this.next = at + 1000 / this.perSecond;
-    if (at > now) await new Promise((resolve) => setTimeout(resolve, at - now));
-    return true;
+  /** How long from now calls are paused for (0: not paused). */
+  pausedForMs(): number {
+    return Math.max(0, this.pausedUntil - Date.now());
   }
+
+  /**
+   * Waits for the next start the limit allows; false, without waiting further, when it would come
+   * after `latest`. A slot is taken only when it has come, so a pause that arrives while callers
+   * wait (another call's 429) holds them too.
+   */
+  async slot(latest: number): Promise<boolean> {
+    for (;;) {
+      const now = Date.now();
+      const at = Math.max(now, this.pausedUntil, this.perSecond > 0 ? this.next : 0);
+      if (at > latest) return false;
+      if (at <= now) {
+        if (this.perSecond > 0) this.next = now + 1000 / this.perSecond;
+        return true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, at - now));
+    }
+  }
+}
+
+/**
+ * When a claimed batch's calls must be over: by the run's `sendsEnd`, and early enough that its
+ * last recording (up to `recordMs`) ends inside the lease the claim took at `claimedAt`; after the
+ * lease another run may claim the same e-mails and send them again.
+ */
+export function batchEnd({ claimedAt, leaseSeconds, recordMs, sendsEnd }: { claimedAt: number; leaseSeconds: number; recordMs: number; sendsEnd: number }): number {
+  return Math.min(sendsEnd, claimedAt + leaseSeconds * 1000 - recordMs);
 }
 
 /** An e-mail claimed by a batch that ran out of time before trying it: released, no attempt counted. */

@@ -65,7 +65,12 @@ const settingsSchema = z.object({
   EMAIL_BATCH_API_URL: z.url().optional(),
   EMAIL_BATCH_SIZE: z.coerce.number().int().min(1).max(1000).default(100),
   EMAIL_CONCURRENCY: z.coerce.number().int().min(1).max(6).default(6),
-  EMAIL_RATE_LIMIT_PER_SECOND: z.coerce.number().min(0).max(10_000).default(5),
+  // 0 is no limit; below one call every 10 s a claim of even one call would not fit in its lease.
+  EMAIL_RATE_LIMIT_PER_SECOND: z.coerce
+    .number()
+    .max(10_000)
+    .refine((v) => v === 0 || v >= 0.1, "0 (no limit) or at least 0.1 calls per second")
+    .default(5),
   WORKER_SUBREQUEST_LIMIT: z.coerce.number().int().min(50).max(10_000_000).default(10_000),
 });
 
@@ -153,8 +158,29 @@ async function sendOne(env: Env, email: OutgoingEmail, timeoutMs: number): Promi
 }
 
 const batchAnswer = z.object({
-  results: z.array(z.union([z.object({ id: z.string().min(1) }), z.object({ error: z.string() })])),
+  results: z.array(z.object({ id: z.string().optional(), error: z.unknown().optional() })),
 });
+
+/**
+ * The outcome of each e-mail from a 2xx batch answer's text, or null when it is not one result per
+ * e-mail. A result is a send only with a non-empty `id` and no `error` (a result with both, or
+ * with neither, fails its e-mail: retried with backoff rather than taken as sent).
+ */
+export function readBatchAnswer(text: string, emails: Array<{ id: string }>): SendResult[] | null {
+  let answer: z.infer<typeof batchAnswer>;
+  try {
+    answer = batchAnswer.parse(JSON.parse(text));
+  } catch {
+    return null;
+  }
+  if (answer.results.length !== emails.length) return null;
+  return emails.map((e, i): SendResult => {
+    const r = answer.results[i]!;
+    if (r.error !== undefined) return { id: e.id, ok: false, error: `provider: ${String(typeof r.error === "string" ? r.error : JSON.stringify(r.error)).slice(0, 300)}` };
+    if (!r.id) return { id: e.id, ok: false, error: "provider: a result without an id or an error" };
+    return { id: e.id, ok: true, provider_message_id: r.id };
+  });
+}
 
 /**
  * The batch contract: `POST EMAIL_BATCH_API_URL` `{emails: [{from, to, subject, text,
@@ -185,19 +211,8 @@ async function sendBatch(env: Env, url: string, emails: OutgoingEmail[], timeout
       return emails.map((e): Deferred => ({ id: e.id, attempted: false, retry_after_ms: wait }));
     }
     if (!res.ok) return failAll(`HTTP ${res.status}: ${text.slice(0, 300)}`);
-    let answer: z.infer<typeof batchAnswer> | null = null;
-    try {
-      answer = batchAnswer.parse(JSON.parse(text));
-    } catch {
-      answer = null;
-    }
-    if (!answer || answer.results.length !== emails.length) {
-      return failAll(`HTTP ${res.status} without one result per e-mail: ${text.slice(0, 300)}`);
-    }
-    return emails.map((e, i): SendResult => {
-      const r = answer.results[i]!;
-      return "id" in r ? { id: e.id, ok: true, provider_message_id: r.id } : { id: e.id, ok: false, error: `provider: ${r.error.slice(0, 300)}` };
-    });
+    const results = readBatchAnswer(text, emails);
+    return results ?? failAll(`HTTP ${res.status} without one result per e-mail: ${text.slice(0, 300)}`);
   } catch (error) {
     return failAll((error as Error).message || String(error));
   }

@@ -581,9 +581,10 @@ $$;
 -- other functions (nor in the renderers it calls): Postgres inlines a SQL function into the
 -- statement that calls it only without one, and the fan-out renders ~130,000 notices a day through
 -- them (as calls, 0.1 ms each for an expiry notice and 0.3 ms for a level C notice, whose lines
--- call two more: most of the fan-out's time). They are safe under any search_path: not security
--- definer, every name in them schema-qualified or built in (pg_catalog comes first), and only the
--- job's functions call them.
+-- call two more: most of the fan-out's time). Without the SET they resolve names in their caller's
+-- search_path; their one caller, job_fan_out, runs with search_path '' (pg_catalog only), and no
+-- API role may execute them (seal_functions, the allow-list tests), so nobody can call them with a
+-- search_path that puts another to_char or format first. They are not security definer.
 create or replace function private.render_notice(kind text, level text, valid_until timestamptz, org_name text, tz text, as_of timestamptz, details jsonb default null)
 returns table (title text, subject text, body text)
 language sql
