@@ -209,6 +209,20 @@ async function wranglerGroups(worker: RunningWorker): Promise<ProcessGroup[]> {
   ];
 }
 
+/** Bundles a probe Worker's source as the Worker itself is bundled (minified, for workerd). */
+function bundleProbe(outfile: string, contents: string) {
+  return build({
+    stdin: { contents, resolveDir: projectRoot, loader: "js" },
+    bundle: true,
+    minify: true,
+    format: "esm",
+    platform: "browser",
+    conditions: ["workerd", "worker", "browser"],
+    outfile,
+    logLevel: "error",
+  });
+}
+
 /** The floors: a Worker that answers at once, one that makes one raw fetch, one that makes the hit's MGET through @upstash/redis. */
 async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe: string; zodProbe: string }> {
   const fetchProbe = path.join(dir, "fetch-probe.js");
@@ -221,45 +235,19 @@ async function buildProbes(dir: string): Promise<{ fetchProbe: string; mgetProbe
     } };\n`,
   );
   const mgetProbe = path.join(dir, "mget-probe.js");
-  await build({
-    stdin: {
-      contents: `import { Redis } from "@upstash/redis/cloudflare";
+  await bundleProbe(mgetProbe, `import { Redis } from "@upstash/redis/cloudflare";
         export default { async fetch(req, env) {
           const redis = new Redis({ url: env.UPSTASH_URL, token: env.UPSTASH_TOKEN, retry: false, enableTelemetry: false, enableAutoPipelining: false, readYourWrites: false });
           const values = await redis.mget(...JSON.parse(env.KEYS));
           return Response.json(values[2]);
-        } };`,
-      resolveDir: projectRoot,
-      loader: "js",
-    },
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "browser",
-    conditions: ["workerd", "worker", "browser"],
-    outfile: mgetProbe,
-    logLevel: "error",
-  });
+        } };`);
   // The libraries' own share of a cold start: hono with @hono/zod-openapi (and so zod) loaded, one route.
   const zodProbe = path.join(dir, "zod-probe.js");
-  await build({
-    stdin: {
-      contents: `import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
+  await bundleProbe(zodProbe, `import { OpenAPIHono, createRoute, z } from "@hono/zod-openapi";
         const app = new OpenAPIHono();
         const route = createRoute({ method: "get", path: "/", responses: { 200: { description: "ok", content: { "application/json": { schema: z.object({ ok: z.boolean() }) } } } } });
         app.openapi(route, (c) => c.json({ ok: true }, 200));
-        export default app;`,
-      resolveDir: projectRoot,
-      loader: "js",
-    },
-    bundle: true,
-    minify: true,
-    format: "esm",
-    platform: "browser",
-    conditions: ["workerd", "worker", "browser"],
-    outfile: zodProbe,
-    logLevel: "error",
-  });
+        export default app;`);
   return { fetchProbe, mgetProbe, zodProbe };
 }
 
