@@ -28,7 +28,10 @@ import type { ServiceReply, ServiceRequest } from "./services.ts";
  * trips per request (counted at the gateway and the Upstash adapter), and the CPU each process of
  * the stack spent per request, sampled from /proc over the measured window. The gateway and the
  * Upstash adapter run in processes of their own here (not in the bench's), so their CPU is theirs,
- * and so does the load generator. Plus a cold start: a fresh workerd to the first response.
+ * and so does the load generator. Plus a cold start: a fresh workerd to the first response. The
+ * p99 rows at a set rate run against the floors too, and every plain-workerd row lists the V8
+ * collections of its isolate in the window (`--trace-gc`): at 500 req/s a request's p99 is
+ * whether a collection's pause fell in the window (it does for the MGET-only floor too).
  */
 export interface HttpBenchOptions {
   durationSeconds: number;
@@ -63,6 +66,8 @@ interface Run {
   redisPerRequest: number;
   /** CPU ms per request by process label. */
   cpu: Map<string, number>;
+  /** workerd's V8 collections during the window (plain workerd rows only). */
+  gc: GcEvent[];
 }
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
@@ -141,13 +146,39 @@ function workerdBinary(): string {
   return (createRequire(import.meta.url)("workerd") as { default: string }).default;
 }
 
+/** A garbage collection of a workerd isolate, from V8's `--trace-gc` line. */
+interface GcEvent {
+  pid: number;
+  kind: string;
+  pauseMs: number;
+}
+
+/** Every collection of the workerd processes started with `traceGc`, in order. */
+const gcEvents: GcEvent[] = [];
+
+/**
+ * Reads V8's `--trace-gc` lines, e.g. `[pid:0x…]  17266 ms: Mark-Compact 16.9 (21.2) -> 3.7 (20.4)
+ * MB, pooled: 0.8 MB, 22.61 / 0.00 ms …`: the kind and the main thread's pause (the first figure).
+ */
+function recordGc(pid: number, stdout: NodeJS.ReadableStream): void {
+  let rest = "";
+  stdout.on("data", (chunk: Buffer) => {
+    const lines = (rest + chunk.toString("utf8")).split("\n");
+    rest = lines.pop()!;
+    for (const line of lines) {
+      const m = /\d+ ms: ([A-Za-z -]+?) [\d.]+ \([\d.]+\) -> .*?, ([\d.]+) \/ [\d.]+ ms/.exec(line);
+      if (m) gcEvents.push({ pid, kind: m[1]!, pauseMs: Number(m[2]) });
+    }
+  });
+}
+
 /**
  * A Worker module in workerd itself (`workerd serve` with a config of one Worker and an outbound
  * network that reaches 127.0.0.1): one isolate, what a deployment runs, and nothing else. Miniflare
  * puts its own entry Worker in front of the user's (every request passes two isolates), which the
  * Miniflare rows show the price of.
  */
-export async function startWorkerd(modulePath: string, bindings: Record<string, string>): Promise<Runtime> {
+export async function startWorkerd(modulePath: string, bindings: Record<string, string>, options: { traceGc?: boolean } = {}): Promise<Runtime> {
   const dir = await mkdtemp(path.join(os.tmpdir(), "status-levels-workerd-"));
   await copyFile(modulePath, path.join(dir, "worker.js"));
   const port = await freePort();
@@ -157,6 +188,7 @@ export async function startWorkerd(modulePath: string, bindings: Record<string, 
     path.join(dir, "config.capnp"),
     `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
+  ${options.traceGc ? `v8Flags = ["--trace-gc"],` : ""}
   services = [
     (name = "main", worker = (
       modules = [ (name = "worker.js", esModule = embed "worker.js") ],
@@ -170,7 +202,11 @@ const config :Workerd.Config = (
 );
 `,
   );
-  const proc = startProcess("workerd", workerdBinary(), ["serve", path.join(dir, "config.capnp")], { cwd: dir });
+  // V8 prints its GC trace with printf: line-buffered through stdbuf, so each line arrives when
+  // the collection happens, not when a 4 KiB buffer fills.
+  const proc = options.traceGc
+    ? startProcess("workerd", "stdbuf", ["-oL", workerdBinary(), "serve", path.join(dir, "config.capnp")], { cwd: dir })
+    : startProcess("workerd", workerdBinary(), ["serve", path.join(dir, "config.capnp")], { cwd: dir });
   const url = `http://127.0.0.1:${port}`;
   try {
     await waitUntil("workerd", async () => {
@@ -183,6 +219,7 @@ const config :Workerd.Config = (
     throw error;
   }
   const pid = proc.child.pid!;
+  if (options.traceGc) recordGc(pid, proc.child.stdout!);
   return {
     url,
     groups: [{ label: "workerd", pids: async () => [pid] }],
@@ -355,11 +392,13 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       stops.push(r.stop);
       return r;
     };
-    const bareCached = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: prefix })));
-    const bareMissing = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-miss` })));
-    const bareUncached = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false" })));
-    const fetchFloor = await start(startWorkerd(fetchProbe, probeVars));
-    const mgetFloor = await start(startWorkerd(mgetProbe, probeVars));
+    // The long-running workerd processes trace V8's collections (not the cold starts: printing costs).
+    const traced = { traceGc: true };
+    const bareCached = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: prefix }), traced));
+    const bareMissing = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: `${prefix}-miss` }), traced));
+    const bareUncached = await start(startWorkerd(bundle, vars({ CACHE_KEY_PREFIX: prefix, STATUS_CACHE_ENABLED: "false" }), traced));
+    const fetchFloor = await start(startWorkerd(fetchProbe, probeVars, traced));
+    const mgetFloor = await start(startWorkerd(mgetProbe, probeVars, traced));
     const mfCached = await start(startMiniflare(bundle, vars({ CACHE_KEY_PREFIX: prefix })));
     const mfFloor = await start(startMiniflare(fetchProbe, probeVars));
 
@@ -401,9 +440,12 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
     const run = async (name: string, target: Target, workerGroups: ProcessGroup[], connections = options.connections, overallRate?: number): Promise<Run> => {
       progress(`${name}: ${options.durationSeconds} s, ${connections} connections${overallRate ? ` at ${overallRate} req/s (open loop)` : ""}`);
       const groups = [...workerGroups, ...stackGroups];
+      const gcFrom = gcEvents.length;
       const before = { n: await counters(), cpu: await sampleCpu(groups) };
       const load = await runLoad({ ...target, connections, durationSeconds: options.durationSeconds, ...(overallRate ? { rate: overallRate } : {}) });
       const after = { cpu: await sampleCpu(groups), n: await counters() };
+      const workerPids = new Set((await Promise.all(workerGroups.map((g) => g.pids()))).flat());
+      const gc = gcEvents.slice(gcFrom).filter((e) => workerPids.has(e.pid));
       const spent = cpuBetween(before.cpu, after.cpu);
       spent.set("load generator", load.cpuMs);
       const requests = load.requests;
@@ -414,6 +456,7 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
         dbPerRequest: (after.n.db - before.n.db) / requests,
         redisPerRequest: (after.n.redis - before.n.redis) / requests,
         cpu: new Map([...spent].map(([k, v]) => [k, v / requests])),
+        gc,
       };
     };
 
@@ -446,6 +489,22 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       options.manyConnections,
       options.manyConnectionsRate,
     );
+    // The same open loop against the floors: a p99 they share is the runtime's and this machine's,
+    // not the Worker's.
+    const emptyRated = await run(
+      `floor: a Worker answering at once, ${options.manyConnections} connections, ${options.manyConnectionsRate} req/s evenly`,
+      { url: `${fetchFloor.url}/` },
+      fetchFloor.groups,
+      options.manyConnections,
+      options.manyConnectionsRate,
+    );
+    const mgetRated = await run(
+      `floor: only the hit's MGET, ${options.manyConnections} connections, ${options.manyConnectionsRate} req/s evenly`,
+      { url: `${mgetFloor.url}/fetch` },
+      mgetFloor.groups,
+      options.manyConnections,
+      options.manyConnectionsRate,
+    );
     await warm(`${mfCached.url}${statusPath}`, headers, 5);
     const mfHit = await run("Miniflare: cache hit", { url: `${mfCached.url}${statusPath}` , headers }, mfCached.groups);
     const mfEmpty = await run("Miniflare floor: a Worker answering at once", { url: `${mfFloor.url}/` }, mfFloor.groups);
@@ -469,7 +528,9 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
       { run: none, floor: empty, target: "" },
       { run: empty, target: "" },
       { run: hitMany, floor: mget, target: "p99 < 5 ms (saturated: latency = connections / throughput)" },
-      { run: hitManyRated, floor: mget, target: "p99 < 5 ms" },
+      { run: hitManyRated, floor: mgetRated, target: "p99 < 5 ms" },
+      { run: mgetRated, floor: emptyRated, target: "" },
+      { run: emptyRated, target: "" },
       { run: mfHit, floor: mfEmpty, target: "" },
       { run: mfEmpty, floor: empty, target: "" },
       { run: wHit, floor: wFetch, target: "" },
@@ -512,6 +573,22 @@ export async function runHttpBench(stack: StackInfo, options: HttpBenchOptions):
           floor && r.cpu.has("workerd") ? ratio(workerCpu(r), workerCpu(floor)) : "",
           floor && r.cpu.has("workerd") ? format(workerCpu(r) - workerCpu(floor)) : "",
         ]),
+      ),
+      "",
+      "V8 garbage collections of the Worker's isolate in the window (plain workerd, from --trace-gc; pauses are the main thread's, every request waits them out):",
+      "",
+      table(
+        ["scenario", "requests", "scavenges", "longest ms", "mark-compacts", "longest ms", "GC pause ms / 1000 requests"],
+        rows
+          .filter(({ run: r }) => !/^(Miniflare|wrangler dev)/.test(r.name))
+          .filter(({ run: r }) => r.cpu.has("workerd"))
+          .map(({ run: r }) => {
+            const of = (kind: RegExp) => r.gc.filter((e) => kind.test(e.kind));
+            const longest = (es: GcEvent[]) => (es.length ? Math.max(...es.map((e) => e.pauseMs)) : "");
+            const minor = of(/Scavenge|Minor/);
+            const major = of(/Mark-Compact|Mark-Sweep/);
+            return [r.name, r.load.requests, String(minor.length), longest(minor), String(major.length), longest(major), (r.gc.reduce((t, e) => t + e.pauseMs, 0) / r.load.requests) * 1000];
+          }),
       ),
       "",
       table(
