@@ -119,6 +119,7 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
     const fanOut = await step("fan_out", options.batch, Infinity, FAN_OUT_CONCURRENCY);
     const fanOutRate = fanOut.count / (fanOut.ms / 1000);
     const delivery = await measureDelivery(stack, sql);
+    const floors = await fanOutFloors(sql, options.batch);
 
     const levelCPlan = await stepPlan(stack);
     const [{ sent, skipped }] = (await sql`
@@ -166,8 +167,18 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
             `${format(fanOutRate / rate(fanOutOneAtATime))}x one at a time`, `${format(fanOutRate / baselineRate)}x`, ">= 30,000/s",
           ],
           ["expire + grace + notices + fan-out (all queued rows at that rate)", first.expire.count + first.grace.count + first.notices.count + queued, fourSteps / 1000, "", "", "", "", "< 5 s"],
+          [
+            "fan-out floor: writing the same rows only, one statement at a time (direct SQL)", floors.withKeys.count, floors.withKeys.ms / 1000, rate(floors.withKeys), floors.withKeys.batches,
+            `${format(rate(fanOutOneAtATime) / rate(floors.withKeys))}x of it one at a time`, "", "",
+          ],
+          [
+            "fan-out floor, without the four foreign keys", floors.withoutKeys.count, floors.withoutKeys.ms / 1000, rate(floors.withoutKeys), floors.withoutKeys.batches,
+            `${format(rate(floors.withKeys) / rate(floors.withoutKeys))}x of it with them`, "", "",
+          ],
         ],
       ),
+      "",
+      `Fan-out floors: the in-app rows and e-mails the fan-out made (${format(floors.rows)} of each kind, texts as rendered), written again by one INSERT per table and the queue rows' UPDATE per batch of ${format(options.batch)} queue rows, nothing rendered, nothing looked up, in a transaction rolled back afterwards; then the same with the foreign keys to organizations and users dropped inside that transaction. What the fan-out costs beyond its floor is rendering and the lookups; what the floor costs is the writes themselves.`,
       "",
       `Notices recorded: ${format(sent)} sent, ${format(skipped)} skipped (catch-up of thresholds already passed). The fan-out took ${format(queued)} queued notices (level C notices included; an organization without an owner or admin has none to make) and made ${format((fanOut.extra.notifications ?? 0) + (fanOutOneAtATime.extra.notifications ?? 0))} in-app notifications and ${format((fanOut.extra.emails ?? 0) + (fanOutOneAtATime.extra.emails ?? 0))} e-mails.`,
       "",
@@ -189,6 +200,83 @@ export async function runJobBench(stack: StackInfo, options: JobBenchOptions): P
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * The fan-out's floor: the rows it wrote (in-app notifications and e-mails, texts as rendered),
+ * written again in the same batches of queue rows with the queue's UPDATE, by plain INSERTs from a
+ * copy (nothing rendered, no organizations, members or users read), inside a transaction that is
+ * rolled back; then once more with the four foreign keys of the two tables dropped inside such a
+ * transaction (their checks lock the referenced organization and user rows).
+ */
+async function fanOutFloors(sql: postgres.Sql, batch: number): Promise<{ rows: number; withKeys: Floor; withoutKeys: Floor }> {
+  await sql`drop table if exists bench_fan_out_rows`;
+  await sql`
+    create table bench_fan_out_rows as
+    select n.user_id, n.organization_id, n.kind, n.title, n.body, n.data, n.dedupe_key, e.recipient, e.subject, e.body_text,
+           split_part(n.dedupe_key, ':', 2)::bigint as queue_id
+    from public.notifications n
+    left join public.email_outbox e on e.dedupe_key = n.dedupe_key || ':' || n.user_id
+    where n.dedupe_key like 'queue:%'`;
+  await sql`create index on bench_fan_out_rows (queue_id)`;
+  await sql`analyze bench_fan_out_rows`;
+  const [{ rows, low, high }] = (await sql`select count(*)::int as rows, min(queue_id)::bigint as low, max(queue_id)::bigint as high from bench_fan_out_rows`) as unknown as [
+    { rows: number; low: string; high: string },
+  ];
+  const rollback = new Error("rollback");
+  const measure = async (label: string, dropKeys: boolean): Promise<Floor> => {
+    progress(`fan-out floor: ${label}`);
+    let result: Floor | undefined;
+    await sql
+      .begin(async (tx) => {
+        if (dropKeys) {
+          const keys = await tx`
+            select conrelid::regclass::text as tbl, conname from pg_constraint
+            where contype = 'f' and conrelid in ('public.notifications'::regclass, 'public.email_outbox'::regclass)`;
+          for (const k of keys) await tx.unsafe(`alter table ${k.tbl} drop constraint ${k.conname}`);
+        }
+        const started = performance.now();
+        let count = 0;
+        let batches = 0;
+        for (let from = BigInt(low); from <= BigInt(high); from += BigInt(batch)) {
+          const to = from + BigInt(batch);
+          const [r] = await tx`
+            with n as (
+              insert into public.notifications (user_id, organization_id, kind, title, body, data, dedupe_key)
+              select user_id, organization_id, kind, title, body, data, 'floor:' || dedupe_key
+              from bench_fan_out_rows where queue_id >= ${String(from)} and queue_id < ${String(to)}
+              returning 1
+            ), e as (
+              insert into public.email_outbox (organization_id, user_id, recipient, kind, subject, body_text, dedupe_key)
+              select organization_id, user_id, recipient, kind, subject, body_text, 'floor:' || dedupe_key || ':' || user_id
+              from bench_fan_out_rows where recipient is not null and queue_id >= ${String(from)} and queue_id < ${String(to)}
+              returning 1
+            ), q as (
+              update public.notification_queue set processed_at = now() where id >= ${String(from)} and id < ${String(to)}
+              returning 1
+            )
+            select (select count(*) from q)::int as queued, (select count(*) from n)::int as notifications, (select count(*) from e)::int as emails`;
+          count += r!.queued;
+          batches++;
+        }
+        result = { count, ms: performance.now() - started, batches };
+        throw rollback;
+      })
+      .catch((error) => {
+        if (error !== rollback) throw error;
+      });
+    return result!;
+  };
+  const withKeys = await measure("the same rows written again, one statement per batch", false);
+  const withoutKeys = await measure("the same without the foreign keys", true);
+  await sql`drop table bench_fan_out_rows`;
+  return { rows, withKeys, withoutKeys };
+}
+
+interface Floor {
+  count: number;
+  ms: number;
+  batches: number;
 }
 
 /**
