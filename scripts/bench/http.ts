@@ -166,7 +166,8 @@ function recordGc(pid: number, stdout: NodeJS.ReadableStream): void {
     const lines = (rest + chunk.toString("utf8")).split("\n");
     rest = lines.pop()!;
     for (const line of lines) {
-      const m = /\d+ ms: ([A-Za-z -]+?) [\d.]+ \([\d.]+\) -> .*?, ([\d.]+) \/ [\d.]+ ms/.exec(line);
+      // The kind may carry a reason: `Mark-Compact (reduce)`.
+      const m = /\d+ ms: ([A-Za-z][A-Za-z -]*?)(?: \([a-z ]+\))? [\d.]+ \([\d.]+\) -> .*?, ([\d.]+) \/ [\d.]+ ms/.exec(line);
       if (m) gcEvents.push({ pid, kind: m[1]!, pauseMs: Number(m[2]) });
     }
   });
