@@ -66,7 +66,12 @@ describe("a write whose outcome is unknown still invalidates the cached status",
   // Worker timeouts shorter than the database's are refused by the config; these tests tell the
   // Worker the database gives up sooner than it does, so the Worker gives up first and the write
   // commits after the 503, as a write lost in a PostgREST queue or a dropped connection would.
-  const impatient = { DEPENDENCY_TIMEOUT_MS: "1000", DATABASE_STATEMENT_TIMEOUT_MS: "500" };
+  // The Worker gives up after 2 s, while the lock holds the write for 3 s (under the database's
+  // real 4 s). The call may start in the database up to 1.25 s after it was sent (2 s - 0.5 s -
+  // 0.25 s): room for a PostgREST queue on a loaded machine, which would otherwise turn the 503
+  // under test into a request_expired one that never commits.
+  const impatient = { DEPENDENCY_TIMEOUT_MS: "2000", DATABASE_STATEMENT_TIMEOUT_MS: "500" };
+  const lockMs = 3000;
 
   it("refuses a dependency timeout not longer than the database's statement timeout", async () => {
     const p = await fixtures.orgWithPeople();
@@ -77,7 +82,7 @@ describe("a write whose outcome is unknown still invalidates the cached status",
   it("grant: the read after a 503 shows the level the database committed after all", async () => {
     const p = await fixtures.orgWithPeople();
     for (let i = 0; i < 2; i++) expect((await body(await call(`/status-levels/organizations/${p.orgId}`, { token: p.member.token }))).current_level).toBe("0");
-    await lockOrganization(p.orgId, 2000);
+    await lockOrganization(p.orgId, lockMs);
     const grant = await call(`/status-levels/organizations/${p.orgId}/grant`, { method: "POST", token: p.platformAdmin.token, json: { level: "B" } }, impatient);
     await expectProblem(grant, 503, "dependency_unavailable");
     await waitForOrganization(p.orgId);
@@ -98,7 +103,7 @@ describe("a write whose outcome is unknown still invalidates the cached status",
     }
     expect((await call(`/status-levels/organizations/${bystander.orgId}`, { token: bystander.member.token }, env)).headers.get("x-cache")).toBe("hit");
 
-    await holdLocks("select 1 from public.upgrade_requests where id = $1 for update", [request.id], 2000);
+    await holdLocks("select 1 from public.upgrade_requests where id = $1 for update", [request.id], lockMs);
     const approve = await call(`/status-levels/upgrade-requests/${request.id}/approve`, { method: "POST", token: p.platformAdmin.token, json: {} }, env);
     await expectProblem(approve, 503, "dependency_unavailable");
     await exec("select 1 from public.upgrade_requests where id = $1 for update", [request.id]);
