@@ -72,7 +72,7 @@ interface Run {
 
 const benchDir = path.dirname(new URL(import.meta.url).pathname);
 
-/** A bench helper script (services.ts, load.ts) in a Node process of its own, run by tsx like this one. */
+/** A bench helper script (services.ts, load.ts) in a Node process of its own, run with tsx's loader like this one (fork passes on `--import tsx`). */
 function forkScript(file: string): ChildProcess {
   return fork(path.join(benchDir, file), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
 }
