@@ -216,8 +216,9 @@ describe("npm run dev leaves no secret on disk outside .stack/", () => {
 
 describe("npm run dev stopped while it is busy", () => {
   // The signal reaches every process of the group at once. A wrapper between npm and the dev
-  // script that relays signals and kills what does not answer within a few ms (tsx's CLI does:
-  // 30 ms, then SIGKILL) would kill the dev script mid-cleanup on a loaded machine.
+  // script that relays signals and kills what does not answer within a few ms (tsx's CLI: no
+  // answer in 30 ms, the signal again, which dev takes as "stop now"; 30 ms more, SIGKILL) would
+  // cut the dev script's cleanup short on a loaded machine.
   it.each(["SIGINT", "SIGTERM"] as const)("%s to a dev process that reacts 300 ms late: it still cleans up", async (signal) => {
     const checkout = await cloneCheckout();
     const dev = runDev(checkout, ["--port", String(await freePort())]);
