@@ -88,14 +88,14 @@ function groupAlive(pgid: number): boolean {
  * Stopped means every process of the group has exited, not only npm: on SIGTERM npm exits at
  * once while the dev script it started is still cleaning up.
  */
-async function stopDev(dev: Dev, signal: "SIGINT" | "SIGTERM", { stallMs = 0, devPid = 0 } = {}): Promise<void> {
-  // A dev process busy when the signal comes (a loaded CI machine): it reacts `stallMs` late.
-  if (stallMs > 0) process.kill(devPid, "SIGSTOP");
+async function stopDev(dev: Dev, signal: "SIGINT" | "SIGTERM", stall?: { pid: number; ms: number }): Promise<void> {
+  // A dev process busy when the signal comes (a loaded CI machine): it reacts `stall.ms` late.
+  if (stall) process.kill(stall.pid, "SIGSTOP");
   process.kill(-dev.process.pid!, signal);
-  if (stallMs > 0) {
-    await new Promise((r) => setTimeout(r, stallMs));
+  if (stall) {
+    await new Promise((r) => setTimeout(r, stall.ms));
     try {
-      process.kill(devPid, "SIGCONT");
+      process.kill(stall.pid, "SIGCONT");
     } catch {
       // already gone: killed while stopped (SIGKILL reaches a stopped process)
     }
@@ -224,7 +224,7 @@ describe("npm run dev stopped while it is busy", () => {
     const dev = runDev(checkout, ["--port", String(await freePort())]);
     const status = await devReady(checkout, dev);
     forgetDatabase(status);
-    await stopDev(dev, signal, { stallMs: 300, devPid: status.PID });
+    await stopDev(dev, signal, { pid: status.PID, ms: 300 });
     expect(existsSync(statusFile(checkout)), dev.output()).toBe(false);
     expect(await readdir(path.join(checkout, ".stack", "worker"))).toEqual([]);
   }, 60_000);
